@@ -1,0 +1,151 @@
+"""Ledgers: where budgets, holds and the spend log live.
+
+Build one from a URL with `ledger_from_url`:
+
+- ``memory://``: in this process only (tests);
+- ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``: the embedded
+  default, shared by every process on the host; options ``?busy_timeout=30&synchronous=FULL``.
+
+Backends are looked up in an explicit registry keyed by URL scheme; `register_ledger`
+adds one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+from urllib.parse import parse_qs, urlsplit
+
+from runaway_guard._errors import ContractError
+from runaway_guard.ledger._memory import MemoryLedger
+from runaway_guard.ledger._protocol import (
+    Blocked,
+    Claim,
+    ClaimStatus,
+    CounterState,
+    HoldInfo,
+    HoldLine,
+    HoldRequest,
+    Ledger,
+    Outcome,
+    Refusal,
+    SettleResult,
+    SpendRecord,
+    StateRecord,
+)
+from runaway_guard.ledger._sqlite import SQLiteLedger
+
+__all__ = [
+    "Blocked",
+    "Claim",
+    "ClaimStatus",
+    "CounterState",
+    "HoldInfo",
+    "HoldLine",
+    "HoldRequest",
+    "Ledger",
+    "LedgerFactory",
+    "MemoryLedger",
+    "Outcome",
+    "Refusal",
+    "SQLiteLedger",
+    "SettleResult",
+    "SpendRecord",
+    "StateRecord",
+    "default_ledger_url",
+    "ledger_from_url",
+    "redact_url",
+    "register_ledger",
+]
+
+LedgerFactory = Callable[[str], Ledger]
+"""Builds a ledger from its full URL."""
+
+_REGISTRY: dict[str, LedgerFactory] = {}
+
+LEDGER_ENV: Final = "RUNAWAY_GUARD_LEDGER"
+
+
+def register_ledger(scheme: str, factory: LedgerFactory) -> None:
+    """Make `ledger_from_url` build `scheme://...` URLs with `factory`."""
+    _REGISTRY[scheme.lower()] = factory
+
+
+def ledger_from_url(url: str) -> Ledger:
+    """Build the ledger a URL names.
+
+    Raises:
+        ContractError: the scheme is unknown or the URL is malformed.
+        LedgerUnavailable: the ledger cannot be opened or reached.
+    """
+    if not isinstance(url, str) or "://" not in url:
+        raise ContractError(
+            f"ledger URL {url!r} has no scheme; write 'sqlite:///path/ledger.db', "
+            f"'memory://' or one of: {', '.join(sorted(_REGISTRY))}"
+        )
+    scheme = url.split("://", 1)[0].lower()
+    factory = _REGISTRY.get(scheme)
+    if factory is None:
+        raise ContractError(
+            f"unknown ledger URL scheme {scheme!r} in {redact_url(url)!r}; "
+            f"known schemes: {', '.join(sorted(_REGISTRY))}"
+        )
+    return factory(url)
+
+
+def default_ledger_url() -> str:
+    """``$RUNAWAY_GUARD_LEDGER``, else a SQLite file in the user's state folder.
+
+    One file per user (``$XDG_STATE_HOME/runaway-guard/ledger.db``, by default
+    ``~/.local/state/runaway-guard/ledger.db``) so every process of that user shares
+    the same budgets whatever folder it was started from.
+    """
+    from_env = os.environ.get(LEDGER_ENV)
+    if from_env:
+        return from_env
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return f"sqlite:///{Path(state) / 'runaway-guard' / 'ledger.db'}"
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _memory(url: str) -> Ledger:
+    return MemoryLedger()
+
+
+def _sqlite(url: str) -> Ledger:
+    parts = urlsplit(url)
+    # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy spells them.
+    path = url.split("://", 1)[1].split("?", 1)[0]
+    if not path.startswith("/") or path == "/":
+        raise ContractError(
+            f"SQLite ledger URL {url!r} has no path; write 'sqlite:///ledger.db' (relative) "
+            "or 'sqlite:////var/lib/app/ledger.db' (absolute)"
+        )
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(options) - {"busy_timeout", "synchronous"}
+    if unknown:
+        raise ContractError(
+            f"unknown SQLite ledger option(s) {sorted(unknown)} in {url!r}; "
+            "known: busy_timeout, synchronous"
+        )
+    try:
+        busy_timeout = float(options.get("busy_timeout", "30"))
+    except ValueError:
+        raise ContractError(f"busy_timeout in {url!r} must be a number of seconds") from None
+    return SQLiteLedger(
+        path[1:], busy_timeout=busy_timeout, synchronous=options.get("synchronous", "NORMAL")
+    )
+
+
+register_ledger("memory", _memory)
+register_ledger("sqlite", _sqlite)
