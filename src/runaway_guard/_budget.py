@@ -32,6 +32,8 @@ class Unit(enum.StrEnum):
     MONEY = "money"
     CALLS = "calls"
     TOKENS = "tokens"
+    SUCCESSES = "successes"
+    """Attempts that got an answer; tracked (never limited) for the circuit breaker."""
 
 
 class Period(enum.StrEnum):

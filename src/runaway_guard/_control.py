@@ -12,24 +12,27 @@ import getpass
 import json
 import os
 import socket
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from runaway_guard._budget import check_name
 from runaway_guard._errors import CircuitOpen, ContractError, KillSwitchEngaged, LedgerError
 from runaway_guard._policy import Breaker
-from runaway_guard.ledger import Ledger, StateRecord
+from runaway_guard.ledger import Ledger
 
 __all__ = [
-    "BreakerView",
-    "breaker_admit",
     "breaker_key",
-    "breaker_record",
+    "claim_probe",
+    "clear_kill",
+    "gate_key",
+    "is_gate",
     "kill_error",
     "kill_key",
     "normalise_scope",
+    "record_failure",
     "set_kill",
+    "successes_key",
+    "who",
 ]
 
 _CAS_TRIES = 16
@@ -105,89 +108,89 @@ def kill_error(key: str, value: str) -> KillSwitchEngaged:
 
 
 # -- circuit breaker -------------------------------------------------------------------------
+#
+# Two records per contract. `breaker:<name>` counts consecutive upstream failures; a
+# success deletes it. `gate:breaker:<name>` exists while the breaker is open or
+# half-open, and is one of the hold's blockers, so an open breaker costs nothing extra
+# to check. The caller that finds an open gate past its cooldown turns it half-open by
+# compare-and-set and becomes the one probe: it alone places its hold without the gate.
 
 
 def breaker_key(contract: str) -> str:
     return f"breaker:{contract}"
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerView:
-    """What `breaker_admit` saw: whether this attempt probes, and the record's version."""
-
-    probe: bool
-    dirty: bool
-    """True when the record holds failures or a half-open state a success should clear."""
+def successes_key(contract: str) -> str:
+    return f"contract:{contract}|successes|total"
 
 
-def breaker_admit(ledger: Ledger, contract: str, policy: Breaker, *, now: float) -> BreakerView:
-    """Let an attempt through, make it the half-open probe, or raise `CircuitOpen`."""
-    key = breaker_key(contract)
+def gate_key(contract: str) -> str:
+    return f"gate:breaker:{contract}"
+
+
+def is_gate(key: str) -> bool:
+    return key.startswith("gate:breaker:")
+
+
+def claim_probe(ledger: Ledger, contract: str, policy: Breaker, *, now: float) -> None:
+    """Become the half-open probe, or raise `CircuitOpen` saying when to come back."""
+    key = gate_key(contract)
     for _ in range(_CAS_TRIES):
         record = ledger.get_state(key, now=now)
         if record is None:
-            return BreakerView(probe=False, dirty=False)
-        state = _load(record)
-        if state["state"] == "closed":
-            return BreakerView(probe=False, dirty=state["failures"] > 0)
-        if state["state"] == "open" and now < state["until"]:
+            return  # closed meanwhile: an ordinary attempt
+        gate = json.loads(record.value)
+        if gate["state"] == "open" and now < gate["until"]:
             raise CircuitOpen(
-                f"contract {contract!r} circuit breaker is open after {state['failures']} "
-                f"consecutive upstream failures; it lets one probe through at "
-                f"{_iso(state['until'])} (fix the upstream, or wait)"
+                f"contract {contract!r} circuit breaker is open after {gate['failures']} "
+                f"consecutive upstream failures; one probe goes through at "
+                f"{_iso(gate['until'])} (fix the upstream, or wait)"
             )
-        if state["state"] == "half_open" and now < state["probe_until"]:
+        if gate["state"] == "half_open" and now < gate["probe_until"]:
             raise CircuitOpen(
                 f"contract {contract!r} circuit breaker is half-open and another caller is "
-                f"probing the upstream; try again after {_iso(state['probe_until'])}"
+                f"probing the upstream; try again after {_iso(gate['probe_until'])}"
             )
-        probing = {**state, "state": "half_open", "probe_until": now + policy.probe_timeout}
+        probing = {**gate, "state": "half_open", "probe_until": now + policy.probe_timeout}
         if ledger.cas_state(
             key, expected_version=record.version, value=json.dumps(probing), now=now
         ):
-            return BreakerView(probe=True, dirty=True)
+            return
     raise LedgerError(f"breaker of {contract!r}: too much contention on the ledger")
 
 
-def breaker_record(
-    ledger: Ledger, contract: str, policy: Breaker, *, upstream_failed: bool, now: float
-) -> tuple[str, int, float] | None:
-    """Record an attempt's outcome. Returns ``("opened", failures, until)`` or
-    ``("closed", 0, 0)`` when this call changed the breaker's state, else None."""
+def record_failure(
+    ledger: Ledger, contract: str, policy: Breaker, *, probing: bool, now: float
+) -> tuple[int, float] | None:
+    """Count an upstream failure; returns ``(failures, until)`` when it opened the gate.
+
+    The streak restarts when the contract's success count moved since it began.
+    """
     key = breaker_key(contract)
+    counted = ledger.counters([successes_key(contract)]).get(successes_key(contract))
+    successes = counted.settled if counted else 0
     for _ in range(_CAS_TRIES):
         record = ledger.get_state(key, now=now)
-        state = _load(record) if record is not None else None
-        version = record.version if record is not None else 0
-        if not upstream_failed:
-            if state is None:
-                return None
-            if ledger.cas_state(key, expected_version=version, value=None, now=now):
-                return ("closed", 0, 0.0) if state["state"] != "closed" else None
-            continue
-        failures = (state["failures"] if state else 0) + 1
-        reopen = state is not None and state["state"] == "half_open"
-        if reopen or failures >= policy.failures:
-            until = now + policy.cooldown
-            new = {"state": "open", "failures": failures, "until": until, "probe_until": 0.0}
-            if ledger.cas_state(key, expected_version=version, value=json.dumps(new), now=now):
-                return ("opened", failures, until)
-            continue
-        if state is not None and state["state"] == "open":
-            return None  # a straggler from before the breaker opened
-        new = {"state": "closed", "failures": failures, "until": 0.0, "probe_until": 0.0}
-        if ledger.cas_state(key, expected_version=version, value=json.dumps(new), now=now):
-            return None
+        streak = json.loads(record.value) if record else {"failures": 0, "since": successes}
+        failures = streak["failures"] + 1 if streak.get("since") == successes else 1
+        version = record.version if record else 0
+        value = json.dumps({"failures": failures, "since": successes})
+        if ledger.cas_state(key, expected_version=version, value=value, now=now):
+            break
+    else:
+        raise LedgerError(f"breaker of {contract!r}: too much contention on the ledger")
+    if not probing and failures < policy.failures:
+        return None
+    until = now + policy.cooldown
+    gate = json.dumps({"state": "open", "failures": failures, "until": until, "probe_until": 0.0})
+    for _ in range(_CAS_TRIES):
+        current = ledger.get_state(gate_key(contract), now=now)
+        if current is not None and not probing and json.loads(current.value)["state"] == "open":
+            return None  # another caller opened it first
+        version = current.version if current else 0
+        if ledger.cas_state(gate_key(contract), expected_version=version, value=gate, now=now):
+            return failures, until
     raise LedgerError(f"breaker of {contract!r}: too much contention on the ledger")
-
-
-def _load(record: StateRecord) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(record.value)
-    data.setdefault("failures", 0)
-    data.setdefault("until", 0.0)
-    data.setdefault("probe_until", 0.0)
-    data.setdefault("state", "closed")
-    return data
 
 
 def _iso(when: float) -> str:

@@ -26,7 +26,7 @@ from runaway_guard._errors import (
     RetriesExhausted,
 )
 from runaway_guard._events import CallRefused, RetriesGaveUp, RetryScheduled
-from runaway_guard._holds import Hold, admit_breaker, new_id, place_hold
+from runaway_guard._holds import Hold, new_id, place_hold
 from runaway_guard._price import Call, Cost
 
 if TYPE_CHECKING:
@@ -44,6 +44,22 @@ _SLOT_POLL_MAX: Final = 0.25
 class CallFlow:
     """One logical call: its attempts, what they cost, and whether to try again."""
 
+    __slots__ = (
+        "_last_error",
+        "args",
+        "attempt",
+        "call_id",
+        "charged_nanos",
+        "contract",
+        "fixed_estimate",
+        "guard",
+        "kwargs",
+        "records",
+        "run",
+        "spec",
+        "started",
+    )
+
     def __init__(self, contract: Contract, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.contract = contract
         self.guard = contract.guard
@@ -51,14 +67,14 @@ class CallFlow:
         self.args = args
         self.kwargs = kwargs
         self.run: Run = self.guard.current_run()
-        self.call_id = new_id()
+        self.call_id = ""  # the first attempt's hold id: it names the whole call
         self.attempt = 0
         self.records: list[AttemptRecord] = []
         self.charged_nanos = 0
         self.started = self.guard.clock.now()
         self._last_error: BaseException | None = None
+        # Set by integrations that price the attempt themselves (an HTTP transport).
         self.fixed_estimate: Cost | None = None
-        """Set by integrations that price the attempt themselves (an HTTP transport)."""
 
     @property
     def max_attempts(self) -> int:
@@ -78,9 +94,10 @@ class CallFlow:
         call = self._call(self.attempt)
         slot = self.spec.concurrency is not None
         hold_id = hold_id or new_id()
+        if not self.call_id:
+            self.call_id = hold_id
         try:
             self.guard.maybe_reap()
-            breaker = admit_breaker(self.contract)
             estimate = self.fixed_estimate or self.contract.estimate(call)
             return place_hold(
                 self.contract,
@@ -89,7 +106,6 @@ class CallFlow:
                 call_id=self.call_id,
                 hold_id=hold_id,
                 estimate=estimate,
-                breaker=breaker,
                 on_end=(lambda: self.contract.release_slot(hold_id)) if slot else None,
             )
         except BaseException as exc:
@@ -119,7 +135,9 @@ class CallFlow:
 
     # -- outcomes ------------------------------------------------------------------------------
     def succeeded(self, hold: Hold, result: object) -> None:
-        hold.settle(self.contract.actual(hold.call, result))
+        contract = self.contract
+        # A flat price charges its estimate: no need to ask it about the result.
+        hold.settle(None if contract.flat else contract.actual(hold.call, result))
 
     def failed(self, hold: Hold, exc: BaseException) -> float:
         """Charge the failed attempt; return the delay before the next one, or raise.

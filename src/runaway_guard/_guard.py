@@ -53,7 +53,7 @@ from runaway_guard._events import (
 from runaway_guard._flow import CallFlow, _admit_async, _admit_sync, run_async, run_sync
 from runaway_guard._holds import Hold
 from runaway_guard._money import Money, MoneyLike, Rates, format_amount, parse_money
-from runaway_guard._price import Call, Cost
+from runaway_guard._price import Call, Cost, PerCall
 from runaway_guard._runs import Run, RunScope
 from runaway_guard.ledger import HoldInfo, Ledger, default_ledger_url, ledger_from_url
 
@@ -457,6 +457,9 @@ class Contract:
         self.guard = guard
         self.spec = spec
         self.queue_timeout = float(queue_timeout)
+        self._flat = Cost(spec.price.amount) if type(spec.price) is PerCall else None
+        self.flat = self._flat is not None
+        """True when the price is a plain `PerCall`: the estimate is the actual."""
         if not self.queue_timeout >= 0:
             raise ContractError(f"contract {spec.name!r}: queue_timeout must be >= 0 seconds")
 
@@ -528,6 +531,8 @@ class Contract:
     # -- pricing -----------------------------------------------------------------------------------
     def estimate(self, call: Call) -> Cost:
         """The price's worst-case estimate for `call`, validated."""
+        if self._flat is not None:
+            return self._flat  # validated once, when the contract was declared
         value = self.spec.price.estimate(call)
         return Cost.of(value, what=f"estimate of {self.name!r}")
 

@@ -12,12 +12,20 @@ import itertools
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from runaway_guard._budget import Budget, Period, Unit, render_units, window_for
 from runaway_guard._classify import UPSTREAM_FAILURES, Failure, Kind, classify
-from runaway_guard._control import breaker_admit, breaker_record, kill_error, kill_key
+from runaway_guard._control import (
+    breaker_key,
+    claim_probe,
+    gate_key,
+    is_gate,
+    kill_error,
+    record_failure,
+    successes_key,
+)
 from runaway_guard._errors import BudgetExceeded, ContractError, LedgerError
 from runaway_guard._events import (
     AnomalyTripped,
@@ -31,7 +39,6 @@ from runaway_guard._price import Call, Cost
 from runaway_guard.ledger import Blocked, HoldLine, HoldRequest, Outcome, Refusal, SettleResult
 
 if TYPE_CHECKING:
-    from runaway_guard._control import BreakerView
     from runaway_guard._guard import Contract, Guard
     from runaway_guard._runs import Run
 
@@ -76,12 +83,36 @@ class LineSpec:
     hint: str
 
 
-@dataclass(frozen=True, slots=True)
 class Template:
-    lines: tuple[LineSpec, ...]
-    valid_until: float
-    has_tokens: bool
-    hour_calls_key: str | None
+    """The lines of one (contract, run) pair until `valid_until`, when a window rolls."""
+
+    __slots__ = ("_last", "has_tokens", "hour_calls_key", "lines", "valid_until")
+
+    def __init__(
+        self,
+        lines: tuple[LineSpec, ...],
+        valid_until: float,
+        has_tokens: bool,
+        hour_calls_key: str | None,
+    ) -> None:
+        self.lines = lines
+        self.valid_until = valid_until
+        self.has_tokens = has_tokens
+        self.hour_calls_key = hour_calls_key
+        self._last: tuple[int, int | None, tuple[HoldLine, ...]] | None = None
+
+    def hold_lines(self, nanos: int, tokens: int | None) -> tuple[HoldLine, ...]:
+        """Ledger lines for an estimate; a flat price reuses the same tuple every call."""
+        last = self._last
+        if last is not None and last[0] == nanos and last[1] == tokens:
+            return last[2]
+        amounts = {Unit.MONEY: nanos, Unit.CALLS: 1, Unit.TOKENS: tokens or 0, Unit.SUCCESSES: 0}
+        lines = tuple(
+            HoldLine(line.key, amounts[line.unit], line.limit, line.unit, line.expires)
+            for line in self.lines
+        )
+        self._last = (nanos, tokens, lines)
+        return lines
 
 
 def _owner_label(scope: str) -> str:
@@ -143,6 +174,10 @@ def build_template(contract: Contract, run: Run, now: float) -> Template:
     contract_scope = f"contract:{spec.name}"
     for budget in spec.budgets():
         found += _bind(budget, budget.scope or contract_scope, budget.option, run, guard, now)
+    if spec.breaker is not None:
+        # Successes are counted, not reset: a failure that finds the count moved knows
+        # its streak was broken, so a success needs no extra write to close the streak.
+        found.append(LineSpec(successes_key(spec.name), None, Unit.SUCCESSES, None, "", ""))
     hour_key = None
     if spec.expected_calls_per_hour is not None:
         window = window_for(Period.HOUR, now, guard.tz, run.path)
@@ -176,10 +211,6 @@ def template_for(contract: Contract, run: Run, now: float) -> Template:
 # -- placing and ending holds ------------------------------------------------------------------
 
 
-def _amounts(estimate_nanos: int, tokens: int | None) -> dict[Unit, int]:
-    return {Unit.MONEY: estimate_nanos, Unit.CALLS: 1, Unit.TOKENS: tokens or 0}
-
-
 def place_hold(
     contract: Contract,
     call: Call,
@@ -188,10 +219,14 @@ def place_hold(
     call_id: str,
     hold_id: str,
     estimate: Cost,
-    breaker: BreakerView | None,
     on_end: Callable[[], None] | None = None,
 ) -> Hold:
-    """Reserve `estimate` on every budget the call touches, or raise why not."""
+    """Reserve `estimate` on every budget the call touches, or raise why not.
+
+    Kill switches and an open circuit breaker refuse inside the reservation itself. A
+    breaker past its cooldown makes this call the one half-open probe, if it wins the
+    race for it.
+    """
     guard = contract.guard
     spec = contract.spec
     now = guard.clock.now()
@@ -202,35 +237,31 @@ def place_hold(
             f"contract {spec.name!r} has a token budget but its price gives no token "
             "estimate; use a token price (LLM contracts) or drop the token budget"
         )
-    amounts = _amounts(money.nanos, estimate.tokens)
-    lines = tuple(
-        HoldLine(
-            spec_line.key,
-            amounts[spec_line.unit],
-            spec_line.limit,
-            spec_line.unit,
-            spec_line.expires,
-        )
-        for spec_line in template.lines
-    )
     request = HoldRequest(
-        hold_id=hold_id,
-        lines=lines,
-        now=now,
-        lease_until=now + spec.hold_lease,
-        contract=spec.name,
-        run=run.path,
-        call_id=call_id,
-        attempt=call.attempt,
-        estimate=money.nanos,
-        blockers=guard.blockers(spec.name, run),
+        hold_id,
+        template.hold_lines(money.nanos, estimate.tokens),
+        now,
+        now + spec.hold_lease,
+        spec.name,
+        run.path,
+        call_id,
+        call.attempt,
+        money.nanos,
+        guard.blockers(spec.name, run),
     )
+    probing = False
     outcome = guard.ledger.reserve(request)
+    if isinstance(outcome, Blocked) and is_gate(outcome.key) and spec.breaker is not None:
+        claim_probe(guard.ledger, spec.name, spec.breaker, now=now)
+        probing = True
+        gate = gate_key(spec.name)
+        request = replace(request, blockers=tuple(b for b in request.blockers if b != gate))
+        outcome = guard.ledger.reserve(request)
     if isinstance(outcome, Blocked):
         raise kill_error(outcome.key, outcome.value)
     if isinstance(outcome, Refusal):
         raise _budget_error(outcome, template, guard.currency)
-    return Hold(contract, call, run, request, money, estimate.tokens, breaker, template, on_end)
+    return Hold(contract, call, run, request, money, estimate.tokens, probing, template, on_end)
 
 
 def _budget_error(refusal: Refusal, template: Template, currency: str) -> BudgetExceeded:
@@ -257,6 +288,20 @@ class Hold:
     one counts.
     """
 
+    __slots__ = (
+        "_on_end",
+        "_template",
+        "call",
+        "charged",
+        "contract",
+        "ended",
+        "estimate",
+        "estimate_tokens",
+        "probing",
+        "request",
+        "run",
+    )
+
     def __init__(
         self,
         contract: Contract,
@@ -265,7 +310,7 @@ class Hold:
         request: HoldRequest,
         estimate: Money,
         tokens: int | None,
-        breaker: BreakerView | None,
+        probing: bool,
         template: Template,
         on_end: Callable[[], None] | None,
     ) -> None:
@@ -275,7 +320,8 @@ class Hold:
         self.request = request
         self.estimate = estimate
         self.estimate_tokens = tokens
-        self._breaker = breaker
+        self.probing = probing
+        """True when this attempt is the half-open probe of the contract's breaker."""
         self._template = template
         self._on_end = on_end
         self.ended = False
@@ -303,9 +349,8 @@ class Hold:
         else:
             money = actual.money.to(guard.currency, guard.exchange_rates)
             tokens = actual.tokens if actual.tokens is not None else self.estimate_tokens
-        self._end(money, tokens, Outcome.SETTLED, "")
-        self._breaker_outcome(upstream_failed=False)
-        if money > self.estimate:
+        self._end(money, tokens, Outcome.SETTLED, "", answered=True)
+        if money.nanos > self.estimate.nanos:  # both in the ledger currency by now
             guard.emit(
                 CostAboveEstimate(
                     guard.clock.now(),
@@ -320,7 +365,7 @@ class Hold:
 
     def release(self, error: str = "") -> None:
         """Drop the hold: the provider surely did not bill this attempt."""
-        self._end(Money(0, self.estimate.currency), 0, Outcome.RELEASED, error)
+        self._end(Money(0, self.estimate.currency), 0, Outcome.RELEASED, error, answered=True)
 
     def fail(self, exc: BaseException) -> Failure:
         """Classify a failed attempt, charge it as the contract says, tell the breaker."""
@@ -328,17 +373,20 @@ class Hold:
         spec = self.contract.spec
         failure = classify(exc, now=guard.clock.now())
         error = _error_label(exc, failure)
+        # A 4xx proves the upstream is up: it closes the breaker like a success does.
+        answered = failure.kind in (Kind.CLIENT_ERROR, Kind.CONFLICT)
         if spec.charge.mode(failure.kind) == "release":
-            self.release(error)
+            zero = Money(0, self.estimate.currency)
+            self._end(zero, 0, Outcome.RELEASED, error, answered=answered)
         else:
-            self._end(self.estimate, self.estimate_tokens, Outcome.FAILED, error)
+            self._end(self.estimate, self.estimate_tokens, Outcome.FAILED, error, answered=answered)
         if failure.kind in UPSTREAM_FAILURES:
-            self._breaker_outcome(upstream_failed=True)
-        elif failure.kind in (Kind.CLIENT_ERROR, Kind.CONFLICT):
-            self._breaker_outcome(upstream_failed=False)  # the upstream answered
+            self._upstream_failed()
         return failure
 
-    def _end(self, money: Money, tokens: int | None, outcome: Outcome, error: str) -> None:
+    def _end(
+        self, money: Money, tokens: int | None, outcome: Outcome, error: str, *, answered: bool
+    ) -> None:
         if self.ended:
             return
         self.ended = True
@@ -346,12 +394,22 @@ class Hold:
         guard = self.contract.guard
         # Every attempt that was made counts as a call, billed or not: a loop of rejected
         # requests is still a loop, and "max calls" must bound it.
-        actual = {"money": money.nanos, "calls": 1}
+        actual = {"money": money.nanos, "calls": 1, "successes": int(answered)}
         if tokens:
             actual["tokens"] = tokens
+        report = guard.has_listeners or self._template.hour_calls_key is not None
+        name = self.contract.spec.name
+        # Only the half-open probe closes the breaker: its success is the evidence.
+        clear = (breaker_key(name), gate_key(name)) if answered and self.probing else ()
         try:
             result = guard.ledger.settle(
-                self.hold_id, actual, now=guard.clock.now(), outcome=outcome, error=error
+                self.hold_id,
+                actual,
+                now=guard.clock.now(),
+                outcome=outcome,
+                error=error,
+                report=report,
+                clear=clear,
             )
         except LedgerError:
             # The call already happened; losing its result would only make the caller
@@ -368,7 +426,10 @@ class Hold:
         finally:
             if self._on_end is not None:
                 self._on_end()
-        self._after_settle(result, outcome, money)
+        if gate_key(name) in result.cleared:
+            guard.emit(BreakerClosed(guard.clock.now(), name))
+        if report:
+            self._after_settle(result, outcome, money)
 
     def _after_settle(self, result: SettleResult, outcome: Outcome, money: Money) -> None:
         guard = self.contract.guard
@@ -409,46 +470,30 @@ class Hold:
                     )
                 )
 
-    def _breaker_outcome(self, *, upstream_failed: bool) -> None:
+    def _upstream_failed(self) -> None:
         policy = self.contract.spec.breaker
-        if policy is None or self._breaker is None:
-            return
-        if not upstream_failed and not self._breaker.dirty:
+        if policy is None:
             return
         guard = self.contract.guard
         now = guard.clock.now()
         try:
-            change = breaker_record(
-                guard.ledger,
-                self.contract.spec.name,
-                policy,
-                upstream_failed=upstream_failed,
-                now=now,
+            opened = record_failure(
+                guard.ledger, self.contract.spec.name, policy, probing=self.probing, now=now
             )
         except LedgerError:
-            logger.warning("runaway-guard could not update the breaker", exc_info=True)
+            logger.warning("runaway-guard could not update the circuit breaker", exc_info=True)
             return
-        if change is None:
-            return
-        state, failures, until = change
-        if state == "opened":
+        if opened is not None:
+            failures, until = opened
+            logger.warning(
+                "runaway-guard opened the circuit breaker of %r after %d upstream failures",
+                self.contract.spec.name,
+                failures,
+            )
             guard.emit(BreakerOpened(now, self.contract.spec.name, failures, until))
-        else:
-            guard.emit(BreakerClosed(now, self.contract.spec.name))
-
-
-def admit_breaker(contract: Contract) -> BreakerView | None:
-    policy = contract.spec.breaker
-    if policy is None:
-        return None
-    guard = contract.guard
-    return breaker_admit(guard.ledger, contract.spec.name, policy, now=guard.clock.now())
 
 
 def _error_label(exc: BaseException, failure: Failure) -> str:
     # Only the type and status go to the ledger: messages can carry request details.
     label = type(exc).__name__
     return f"{label} {failure.status}" if failure.status is not None else label
-
-
-KILL_GLOBAL: Final = kill_key("global")

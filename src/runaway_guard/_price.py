@@ -34,7 +34,7 @@ class Cost:
         return cls(parse_money(value, what=what))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Call:
     """What a price sees of the call it prices."""
 

@@ -273,3 +273,21 @@ def test_two_connections_share_one_store(open_ledger: Opener) -> None:
 def test_the_boundary_is_inclusive(ledger: Ledger, amount: int) -> None:
     ledger.reserve(request("a", 1000 - amount))
     assert ledger.reserve(request("b", amount)) is None
+
+
+def test_settle_clears_the_named_state_records(ledger: Ledger) -> None:
+    ledger.cas_state("gate:breaker:c", expected_version=0, value="open", now=NOW)
+    ledger.reserve(request("h1"))
+    result = ledger.settle(
+        "h1", {"money": 1, "calls": 1}, now=NOW, clear=("breaker:c", "gate:breaker:c")
+    )
+    assert ("gate:breaker:c",) == result.cleared
+    assert ledger.get_state("gate:breaker:c", now=NOW) is None
+    assert () == ledger.release("missing", now=NOW, clear=("gate:breaker:c",)).cleared
+
+
+def test_settle_without_report_still_applies(ledger: Ledger) -> None:
+    ledger.reserve(request("h1", 100))
+    result = ledger.settle("h1", {"money": 60, "calls": 1}, now=NOW, report=False)
+    assert "settled" == result.status
+    assert (60, 0) == state(ledger)

@@ -118,11 +118,11 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def _memory(url: str) -> Ledger:
+def _open_memory(url: str) -> Ledger:
     return MemoryLedger()
 
 
-def _sqlite(url: str) -> Ledger:
+def _open_sqlite(url: str) -> Ledger:
     parts = urlsplit(url)
     # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy spells them.
     path = url.split("://", 1)[1].split("?", 1)[0]
@@ -147,5 +147,5 @@ def _sqlite(url: str) -> Ledger:
     )
 
 
-register_ledger("memory", _memory)
-register_ledger("sqlite", _sqlite)
+register_ledger("memory", _open_memory)
+register_ledger("sqlite", _open_sqlite)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -82,7 +83,7 @@ def hold_from_request(request: HoldRequest) -> HoldInfo:
 
 
 def spend_row(
-    hold: HoldInfo,
+    hold: HoldInfo | HoldRequest,
     actual: Mapping[str, int],
     *,
     now: float,
@@ -128,9 +129,11 @@ def _first_per_unit(lines: Iterable[HoldLine], unit: str) -> list[HoldLine]:
     return []
 
 
-def lines_to_json(lines: Sequence[HoldLine]) -> str:
+@functools.lru_cache(maxsize=256)
+def lines_to_json(lines: tuple[HoldLine, ...]) -> str:
     return json.dumps([[ln.key, ln.amount, ln.limit, ln.unit, ln.expires] for ln in lines])
 
 
+@functools.lru_cache(maxsize=256)
 def lines_from_json(text: str) -> tuple[HoldLine, ...]:
     return tuple(HoldLine(k, a, lim, u, e) for k, a, lim, u, e in json.loads(text))

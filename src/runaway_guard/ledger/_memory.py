@@ -9,7 +9,6 @@ from dataclasses import replace
 from runaway_guard.ledger._common import (
     REAPED_RETENTION,
     counter_deltas,
-    first_refusal,
     hold_from_request,
     reap_actual,
     spend_row,
@@ -30,6 +29,8 @@ from runaway_guard.ledger._protocol import (
 
 __all__ = ["MemoryLedger"]
 
+_ZERO = (0, 0)
+
 
 class MemoryLedger:
     """Every ledger operation under one lock, on plain dictionaries.
@@ -45,7 +46,8 @@ class MemoryLedger:
         self._counters: dict[str, list[int]] = {}
         self._limits: dict[str, int | None] = {}
         self._expires: dict[str, float] = {}
-        self._holds: dict[str, HoldInfo] = {}
+        self._holds: dict[str, HoldRequest] = {}
+        self._reaped: dict[str, HoldInfo] = {}
         self._spend: list[SpendRecord] = []
         self._states: dict[str, StateRecord] = {}
         self._marks: dict[str, float | None] = {}
@@ -55,26 +57,31 @@ class MemoryLedger:
 
     def reserve(self, request: HoldRequest) -> Refusal | Blocked | None:
         with self._lock:
+            states = self._states
             for key in request.blockers:
-                state = self._live_state(key, request.now)
-                if state is not None:
-                    return Blocked(key, state.value)
-            if request.hold_id in self._holds:
+                if key in states:
+                    state = self._live_state(key, request.now)
+                    if state is not None:
+                        return Blocked(key, state.value)
+            if request.hold_id in self._holds or request.hold_id in self._reaped:
                 return None
-            states = {
-                line.key: (c[0], c[1])
-                for line in request.lines
-                if (c := self._counters.get(line.key)) is not None
-            }
-            refusal = first_refusal(request.lines, states)
-            if refusal is not None:
-                return refusal
+            counters = self._counters
             for line in request.lines:
-                self._counters.setdefault(line.key, [0, 0])[1] += line.amount
+                if line.limit is not None:
+                    settled, held = counters.get(line.key, _ZERO)
+                    if settled + held + line.amount > line.limit:
+                        return Refusal(line, settled, held)
+            for line in request.lines:
+                counter = counters.get(line.key)
+                if counter is None:
+                    counters[line.key] = [0, line.amount]
+                    if line.expires is not None:
+                        self._expires[line.key] = line.expires
+                else:
+                    counter[1] += line.amount
                 self._limits[line.key] = line.limit
-                if line.expires is not None:
-                    self._expires[line.key] = line.expires
-            self._holds[request.hold_id] = hold_from_request(request)
+            # The request itself is the hold record; HoldInfo is built only for listings.
+            self._holds[request.hold_id] = request
             return None
 
     def settle(
@@ -85,59 +92,95 @@ class MemoryLedger:
         now: float,
         outcome: Outcome = Outcome.SETTLED,
         error: str = "",
+        report: bool = True,
+        clear: Sequence[str] = (),
     ) -> SettleResult:
         with self._lock:
-            return self._end(hold_id, actual, now=now, outcome=outcome, error=error)
+            return self._cleared(self._end(hold_id, actual, now, outcome, error, report), clear)
 
-    def release(self, hold_id: str, *, now: float, error: str = "") -> SettleResult:
+    def release(
+        self,
+        hold_id: str,
+        *,
+        now: float,
+        error: str = "",
+        report: bool = True,
+        clear: Sequence[str] = (),
+    ) -> SettleResult:
         with self._lock:
-            return self._end(hold_id, {}, now=now, outcome=Outcome.RELEASED, error=error)
+            result = self._end(hold_id, {}, now, Outcome.RELEASED, error, report)
+            return self._cleared(result, clear)
+
+    def _cleared(self, result: SettleResult, clear: Sequence[str]) -> SettleResult:
+        states = self._states
+        if not clear or not states:
+            return result
+        cleared = tuple(key for key in clear if states.pop(key, None) is not None)
+        return replace(result, cleared=cleared) if cleared else result
 
     def _end(
-        self, hold_id: str, actual: Mapping[str, int], *, now: float, outcome: Outcome, error: str
+        self,
+        hold_id: str,
+        actual: Mapping[str, int],
+        now: float,
+        outcome: Outcome,
+        error: str,
+        report: bool,
     ) -> SettleResult:
-        hold = self._holds.pop(hold_id, None)
-        if hold is None:
-            return SettleResult("unknown")
-        reaped = hold.status == "reaped"
-        for key, settled, held in counter_deltas(hold.lines, actual, reaped=reaped):
-            counter = self._counters.setdefault(key, [0, 0])
-            counter[0] += settled
-            counter[1] += held
+        hold: HoldInfo | HoldRequest | None = self._holds.pop(hold_id, None)
+        if hold is not None:
+            for line in hold.lines:
+                counter = self._counters[line.key]
+                counter[0] += actual.get(line.unit, 0)
+                counter[1] -= line.amount
+            status = "settled"
+        else:
+            hold = self._reaped.pop(hold_id, None)
+            if hold is None:
+                return SettleResult("unknown")
+            for key, settled, held in counter_deltas(hold.lines, actual, reaped=True):
+                counter = self._counters.setdefault(key, [0, 0])
+                counter[0] += settled
+                counter[1] += held
+            status = "corrected"
         self._spend.append(
-            spend_row(hold, actual, now=now, outcome=outcome, error=error, reaped=reaped)
+            spend_row(
+                hold, actual, now=now, outcome=outcome, error=error, reaped=status != "settled"
+            )
         )
-        return SettleResult(
-            "corrected" if reaped else "settled",
-            tuple((line, self._state_of(line.key)) for line in hold.lines),
-        )
+        if not report:
+            return SettleResult(status)
+        return SettleResult(status, tuple((line, self._state_of(line.key)) for line in hold.lines))
 
     def reap(self, *, now: float, limit: int = 100) -> list[HoldInfo]:
         with self._lock:
+            for hold_id, old in list(self._reaped.items()):
+                if old.lease_until + REAPED_RETENTION < now:
+                    del self._reaped[hold_id]
+            expired = [r for r in self._holds.values() if r.lease_until < now]
+            due = sorted(expired, key=lambda r: r.lease_until)[:limit]
             reaped: list[HoldInfo] = []
-            for hold in sorted(self._holds.values(), key=lambda h: h.lease_until):
-                if hold.status == "reaped" and hold.lease_until + REAPED_RETENTION < now:
-                    del self._holds[hold.hold_id]
-                if len(reaped) >= limit or hold.status != "held" or hold.lease_until >= now:
-                    continue
+            for request in due:
+                hold = hold_from_request(request)
                 actual = reap_actual(hold)
                 for key, settled, held in counter_deltas(hold.lines, actual, reaped=False):
-                    counter = self._counters.setdefault(key, [0, 0])
+                    counter = self._counters[key]
                     counter[0] += settled
                     counter[1] += held
                 self._spend.append(
                     spend_row(hold, actual, now=now, outcome=Outcome.REAPED, error="", reaped=False)
                 )
-                self._holds[hold.hold_id] = replace(hold, status="reaped")
+                del self._holds[request.hold_id]
+                self._reaped[request.hold_id] = replace(hold, status="reaped")
                 reaped.append(hold)
             return reaped
 
     def renew(self, hold_id: str, *, lease_until: float) -> bool:
         with self._lock:
-            hold = self._holds.get(hold_id)
-            if hold is None or hold.status != "held":
+            request = self._holds.get(hold_id)
+            if request is None:
                 return False
-            self._holds[hold_id] = replace(hold, lease_until=lease_until)
+            self._holds[hold_id] = replace(request, lease_until=lease_until)
             return True
 
     def counters(self, keys: Sequence[str]) -> dict[str, CounterState]:
@@ -155,7 +198,9 @@ class MemoryLedger:
 
     def holds(self) -> list[HoldInfo]:
         with self._lock:
-            return sorted(self._holds.values(), key=lambda h: (h.created, h.hold_id))
+            found = [hold_from_request(r) for r in self._holds.values()]
+            found += self._reaped.values()
+            return sorted(found, key=lambda h: (h.created, h.hold_id))
 
     def spend(
         self,

@@ -71,9 +71,12 @@ class HoldLine:
     expires: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HoldRequest:
     """Everything `Ledger.reserve` needs to place one hold atomically.
+
+    (Records on the hot path are plain slotted dataclasses, not frozen ones: a frozen
+    dataclass costs several times more to build, and these are built on every call.)
 
     `blockers` are state keys (kill switches) that refuse the hold while they exist.
     """
@@ -107,7 +110,7 @@ class Blocked:
     value: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterState:
     """A counter: settled and held amounts, and the limit the last hold on it carried."""
 
@@ -117,7 +120,7 @@ class CounterState:
     limit: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SettleResult:
     """What a settle, release or reap changed.
 
@@ -130,9 +133,11 @@ class SettleResult:
 
     status: str
     counters: tuple[tuple[HoldLine, CounterState], ...] = ()
+    cleared: tuple[str, ...] = ()
+    """State keys from `clear` that existed and were deleted."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HoldInfo:
     """A hold as stored: in flight (``"held"``) or reaped and awaiting a late settle."""
 
@@ -148,7 +153,7 @@ class HoldInfo:
     estimate: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SpendRecord:
     """One row of the append-only spend log: one attempt, or one correction."""
 
@@ -210,7 +215,8 @@ class Ledger(Protocol):
 
         For every line with a limit: refuse unless ``settled + held + amount <= limit``.
         A blocker that exists refuses before any line is looked at. Placing a hold
-        whose id already exists changes nothing and returns None.
+        whose id already exists changes nothing and returns None. The lines of one
+        request have distinct keys (the guard merges budgets that share a counter).
         """
         ...
 
@@ -222,16 +228,30 @@ class Ledger(Protocol):
         now: float,
         outcome: Outcome = Outcome.SETTLED,
         error: str = "",
+        report: bool = True,
+        clear: Sequence[str] = (),
     ) -> SettleResult:
         """End a hold at its actual amounts per unit (missing units charge 0).
 
         Moves each line's amount out of `held` and the actual into `settled`, deletes
         the hold and appends one spend-log row, in one transaction. A hold that was
         reaped is corrected by the difference instead; an unknown hold changes nothing.
+        With `report`, the result carries every touched counter after the change
+        (alerts need them); without it a backend may skip reading them back. The state
+        records named in `clear` are deleted in the same transaction (a success closes
+        the contract's circuit breaker), whether or not the hold was known.
         """
         ...
 
-    def release(self, hold_id: str, *, now: float, error: str = "") -> SettleResult:
+    def release(
+        self,
+        hold_id: str,
+        *,
+        now: float,
+        error: str = "",
+        report: bool = True,
+        clear: Sequence[str] = (),
+    ) -> SettleResult:
         """End a hold that surely was not billed: settle with zero actuals, outcome released."""
         ...
 
