@@ -249,7 +249,7 @@ class SQLiteLedger:
             # Insert the hold first: a duplicate id means it was placed already, and a
             # refusal below rolls the insert back with everything else.
             inserted = conn.execute(
-                f"INSERT INTO holds ({_HOLD_COLUMNS}) "  # noqa: S608 - a constant column list
+                f"INSERT INTO holds ({_HOLD_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, 'held', ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 (
                     request.hold_id,
@@ -326,7 +326,7 @@ class SQLiteLedger:
             return result
         marks = ",".join("?" * len(clear))
         rows = conn.execute(
-            f"DELETE FROM states WHERE key IN ({marks}) RETURNING key",  # noqa: S608
+            f"DELETE FROM states WHERE key IN ({marks}) RETURNING key",
             list(clear),
         ).fetchall()
         if not rows:
@@ -345,7 +345,7 @@ class SQLiteLedger:
         report: bool,
     ) -> SettleResult:
         rows = conn.execute(
-            f"DELETE FROM holds WHERE id = ? RETURNING {_HOLD_COLUMNS}",  # noqa: S608
+            f"DELETE FROM holds WHERE id = ? RETURNING {_HOLD_COLUMNS}",
             (hold_id,),
         ).fetchall()
         if not rows:
@@ -393,7 +393,7 @@ class SQLiteLedger:
         found = {
             row[0]: CounterState(*row)
             for row in conn.execute(
-                f"SELECT key, settled, held, lim FROM counters WHERE key IN ({marks})",  # noqa: S608
+                f"SELECT key, settled, held, lim FROM counters WHERE key IN ({marks})",
                 unique,
             )
         }
@@ -406,7 +406,7 @@ class SQLiteLedger:
                 (now - REAPED_RETENTION,),
             )
             rows = conn.execute(
-                f"SELECT {_HOLD_COLUMNS} FROM holds "  # noqa: S608
+                f"SELECT {_HOLD_COLUMNS} FROM holds "
                 "WHERE status = 'held' AND lease_until < ? ORDER BY lease_until LIMIT ?",
                 (now, limit),
             ).fetchall()
@@ -442,7 +442,7 @@ class SQLiteLedger:
             return {}
         marks = ",".join("?" * len(keys))
         rows = self._read(
-            f"SELECT key, settled, held, lim FROM counters WHERE key IN ({marks})",  # noqa: S608
+            f"SELECT key, settled, held, lim FROM counters WHERE key IN ({marks})",
             list(keys),
         )
         return {row[0]: CounterState(*row) for row in rows}
@@ -456,9 +456,7 @@ class SQLiteLedger:
         return [CounterState(*row) for row in rows]
 
     def holds(self) -> list[HoldInfo]:
-        rows = self._read(
-            f"SELECT {_HOLD_COLUMNS} FROM holds ORDER BY created, id"  # noqa: S608
-        )
+        rows = self._read(f"SELECT {_HOLD_COLUMNS} FROM holds ORDER BY created, id")
         return [_hold(row) for row in rows]
 
     def spend(
@@ -671,13 +669,10 @@ def _apply_sql(lines: int) -> str:
 @functools.lru_cache(maxsize=64)
 def _lookup_sql(keys: int, blockers: int) -> str:
     """One round trip for a hold: the counters it touches and any blocker that exists."""
-    sql = (
-        "SELECT 0, key, settled, held, NULL FROM counters "  # noqa: S608 - placeholders only
-        f"WHERE key IN ({','.join('?' * keys)})"
-    )
+    sql = f"SELECT 0, key, settled, held, NULL FROM counters WHERE key IN ({','.join('?' * keys)})"
     if blockers:
         sql += (
-            " UNION ALL SELECT 1, key, 0, 0, value FROM states "  # noqa: S608 - placeholders only
+            " UNION ALL SELECT 1, key, 0, 0, value FROM states "
             f"WHERE key IN ({','.join('?' * blockers)}) AND (expires IS NULL OR expires > ?)"
         )
     else:
