@@ -167,3 +167,19 @@ def test_backoff_is_exponential_capped_and_jittered_below_the_bound() -> None:
     jittered = rg.Retry(10, backoff=1, backoff_cap=8, seed=7)
     for attempt in range(1, 8):
         assert 0.0 <= jittered.delay(attempt) <= min(8.0, 2.0 ** (attempt - 1))
+
+
+def test_the_environment_picks_its_caps() -> None:
+    envs = {"dev": {"max_calls_per_run": 2, "max_per_day": "$0.50"}}
+    dev = declare(max_calls_per_run=80, max_per_day="$20", environments=envs, environment="dev")
+    assert (2, rg.parse_money("$0.50")) == (dev.max_calls_per_run, dev.max_per_day)
+    assert rg.parse_money("$0.004") == dev.max_per_run
+    assert "dev" == dev.environment
+    prod = declare(max_calls_per_run=80, environments=envs, environment="prod")
+    assert (80, None) == (prod.max_calls_per_run, prod.environment)
+    assert "applied: none (the declared caps)" in prod.summary()
+
+
+def test_an_environment_may_only_set_caps() -> None:
+    with pytest.raises(rg.ContractError, match="not caps"):
+        declare(max_calls_per_run=1, environments={"dev": {"price": "$0"}})

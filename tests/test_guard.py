@@ -374,3 +374,25 @@ def test_errors_pickle_with_their_fields() -> None:
     )
     copy = pickle.loads(pickle.dumps(error))
     assert (str(error), "day:x") == (str(copy), copy.window)
+
+
+def test_a_dev_guard_applies_the_dev_caps(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dev key pointed at production costs cents: RUNAWAY_GUARD_ENV picks the caps."""
+    monkeypatch.setenv("RUNAWAY_GUARD_ENV", "dev")
+    with rg.Guard("memory://", clock=clock) as guard:
+        assert "dev" == guard.environment
+        upstream = Upstream()
+        paid = contract(
+            guard,
+            price="$0.05",
+            max_calls_per_run=1000,
+            environments={"dev": {"max_calls_per_run": 10}},
+        )
+        with guard.run("local-test") as run:
+            for _ in range(10):
+                paid.call(upstream)
+            with pytest.raises(rg.BudgetExceeded, match="max_calls_per_run"):
+                paid.call(upstream)
+            assert (10, rg.parse_money("$0.50")) == (upstream.calls, run.spent())

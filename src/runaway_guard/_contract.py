@@ -8,8 +8,10 @@ cost-contract text a reviewer reads (`summary()`). The guard binds it to a ledge
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from runaway_guard._budget import Budget, Period, Unit, check_count, check_name
 from runaway_guard._errors import ContractError
@@ -61,6 +63,10 @@ class ContractSpec:
     anomaly_factor: Decimal = Decimal(3)
     derived: frozenset[str] = frozenset()
     """Options computed from the others (``max_per_run`` from calls x price)."""
+    environment: str | None = None
+    """The environment whose caps were applied (``RUNAWAY_GUARD_ENV``), if it had any."""
+    environments: tuple[str, ...] = ()
+    """Environments the declaration has caps for."""
 
     @property
     def unit_price(self) -> Money | None:
@@ -141,6 +147,14 @@ class ContractSpec:
                     f"{self.anomaly_factor}",
                 )
             )
+        if self.environments:
+            rows.append(
+                (
+                    "environments",
+                    f"caps for {', '.join(self.environments)}; applied: "
+                    f"{self.environment or 'none (the declared caps)'}",
+                )
+            )
         worst = self.worst_case_per_run()
         if worst is not None:
             rows.append(("worst case per run", str(worst)))
@@ -180,16 +194,56 @@ def declare_contract(
     hold_lease: float = DEFAULT_LEASE,
     expected_calls_per_hour: int | None = None,
     anomaly_factor: Decimal | int | str = 3,
+    environments: Mapping[str, Mapping[str, Any]] | None = None,
+    environment: str | None = None,
 ) -> ContractSpec:
     """Validate a contract declaration and derive what it leaves implicit.
 
-    See `Guard.contract` for the meaning of each option.
+    See `Guard.contract` for the meaning of each option. When `environment` names one of
+    `environments`, that environment's caps replace the declared ones first.
 
     Raises:
         ContractError: a missing provider cap, no per-run bound, a negative, NaN or
-            float amount, or a bound that is not an integer.
+            float amount, a bound that is not an integer, or an unknown option in
+            `environments`.
     """
     check_name(name, "contract name")
+    caps: dict[str, Any] = {
+        "max_calls_per_run": max_calls_per_run,
+        "max_per_run": max_per_run,
+        "max_tokens_per_run": max_tokens_per_run,
+        "max_calls_per_hour": max_calls_per_hour,
+        "max_per_hour": max_per_hour,
+        "max_calls_per_day": max_calls_per_day,
+        "max_per_day": max_per_day,
+        "max_tokens_per_day": max_tokens_per_day,
+        "max_per_month": max_per_month,
+        "concurrency": concurrency,
+        "expected_calls_per_hour": expected_calls_per_hour,
+    }
+    applied = None
+    for env_name, overrides in (environments or {}).items():
+        check_name(env_name, f"contract {name!r} environment name")
+        unknown = set(overrides) - set(caps)
+        if unknown:
+            raise ContractError(
+                f"contract {name!r} environments[{env_name!r}] sets {sorted(unknown)}, which "
+                f"are not caps; an environment may set: {', '.join(sorted(caps))}"
+            )
+        if env_name == environment:
+            caps.update(overrides)
+            applied = env_name
+    max_calls_per_run = caps["max_calls_per_run"]
+    max_per_run = caps["max_per_run"]
+    max_tokens_per_run = caps["max_tokens_per_run"]
+    max_calls_per_hour = caps["max_calls_per_hour"]
+    max_per_hour = caps["max_per_hour"]
+    max_calls_per_day = caps["max_calls_per_day"]
+    max_per_day = caps["max_per_day"]
+    max_tokens_per_day = caps["max_tokens_per_day"]
+    max_per_month = caps["max_per_month"]
+    concurrency = caps["concurrency"]
+    expected_calls_per_hour = caps["expected_calls_per_hour"]
     if not isinstance(provider_cap, str) or not provider_cap.strip():
         raise ContractError(
             f"contract {name!r} needs provider_cap: say where the matching hard cap is set "
@@ -292,4 +346,6 @@ def declare_contract(
         expected_calls_per_hour=counts["expected_calls_per_hour"],
         anomaly_factor=factor,
         derived=frozenset(derived),
+        environment=applied,
+        environments=tuple(sorted(environments or {})),
     )

@@ -57,7 +57,10 @@ from runaway_guard._price import Call, Cost, PerCall
 from runaway_guard._runs import Run, RunScope
 from runaway_guard.ledger import HoldInfo, Ledger, default_ledger_url, ledger_from_url
 
-__all__ = ["BudgetStatus", "Contract", "Guard", "KillSwitch"]
+__all__ = ["ENV_VAR", "BudgetStatus", "Contract", "Guard", "KillSwitch"]
+
+ENV_VAR = "RUNAWAY_GUARD_ENV"
+"""Names the environment (dev, staging, prod, ...) whose caps contracts apply."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -117,6 +120,9 @@ class Guard:
             e.g. ``{"EUR": "1.08"}``. Without a rate, mixing currencies is an error.
         budgets: guard-wide budgets, e.g. ``[rg.Budget.money("$50", per="day")]``.
         reap_every: seconds between opportunistic reaps of expired holds.
+        environment: which caps contracts apply (``"dev"``, ``"staging"``, ``"prod"``):
+            a contract's ``environments={"dev": {...}}`` entry replaces its caps when the
+            guard runs in that environment. Defaults to ``$RUNAWAY_GUARD_ENV``.
     """
 
     def __init__(
@@ -129,6 +135,7 @@ class Guard:
         exchange_rates: Mapping[str, Decimal | str] | None = None,
         budgets: Sequence[Budget] = (),
         reap_every: float = 60.0,
+        environment: str | None = None,
     ) -> None:
         self._owns_ledger = not isinstance(ledger, Ledger)
         if ledger is None:
@@ -146,6 +153,7 @@ class Guard:
             )
         self.exchange_rates: Rates = _rates(exchange_rates)
         self.budgets = tuple(_check_budget(b) for b in budgets)
+        self.environment = environment or os.environ.get(ENV_VAR) or None
         self.reap_every = reap_every
         self._events = Dispatcher()
         self._run_var: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
@@ -182,6 +190,7 @@ class Guard:
         hold_lease: float = 900.0,
         expected_calls_per_hour: int | None = None,
         anomaly_factor: Decimal | int | str = 3,
+        environments: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Contract:
         """Declare a paid call site and bind it to this guard.
 
@@ -202,6 +211,9 @@ class Guard:
             hold_lease: seconds before a silent holder's hold may be reaped.
             expected_calls_per_hour: trips the kill switch past this x anomaly_factor.
             anomaly_factor: how far past the expectation trips it.
+            environments: caps per environment, e.g. ``{"dev": {"max_per_day": "$0.50"}}``;
+                the guard's `environment` picks one (a dev key pointed at production
+                then costs cents, not dollars).
 
         Raises:
             ContractError: what is wrong with the declaration, and how to fix it.
@@ -227,6 +239,8 @@ class Guard:
             hold_lease=hold_lease,
             expected_calls_per_hour=expected_calls_per_hour,
             anomaly_factor=anomaly_factor,
+            environments=environments,
+            environment=self.environment,
         )
         return self.bind(spec, queue_timeout=queue_timeout)
 
