@@ -55,3 +55,57 @@ def hold_and_hang(url: str, ready_path: str) -> None:
 
         with guard.run("doomed"):
             paid.call(hang)
+
+
+class Unavailable(Exception):
+    status_code = 503
+
+
+def fail_until_breaker_opens(url: str) -> int:
+    """Fail the 'flaky' contract three times in this process; return the failures seen."""
+    failures = 0
+    with rg.Guard(url) as guard:
+        flaky = guard.contract(
+            "flaky",
+            price="$0.01",
+            max_calls_per_run=100,
+            breaker=rg.Breaker(failures=3, cooldown=600),
+            provider_cap="test: none, loopback only",
+        )
+
+        def down() -> None:
+            raise Unavailable("503")
+
+        for _ in range(3):
+            try:
+                flaky.call(down)
+            except Unavailable:
+                failures += 1
+    return failures
+
+
+def call_until_killed(url: str, log_path: str) -> tuple[int, str]:
+    """Make guarded calls (one line per call in `log_path`) until a kill switch stops us."""
+    made = 0
+    with rg.Guard(url) as guard:
+        paid = guard.contract(
+            "record-enrich",
+            price="$0.002",
+            max_calls_per_run=10_000,
+            provider_cap="test: none, loopback only",
+        )
+
+        def work() -> None:
+            nonlocal made
+            made += 1
+            with open(log_path, "a") as log:
+                log.write("call\n")
+            time.sleep(0.02)
+
+        with guard.run("worker"):
+            for _ in range(10_000):
+                try:
+                    paid.call(work)
+                except rg.KillSwitchEngaged as exc:
+                    return made, str(exc)
+    return made, "never killed"

@@ -12,6 +12,8 @@ any budget would be passed.
 Money('$0.55')
 """
 
+import logging as _logging
+
 from runaway_guard import ledger, testing
 from runaway_guard._budget import Budget, Period, Unit
 from runaway_guard._classify import Failure, Kind, classify
@@ -118,3 +120,6 @@ __all__ = [
     "register_ledger",
     "testing",
 ]
+
+# A library logs; the application decides where the lines go.
+_logging.getLogger("runaway_guard").addHandler(_logging.NullHandler())

@@ -23,7 +23,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import TracebackType
@@ -487,7 +487,9 @@ class Contract:
 
     # -- calling -----------------------------------------------------------------------------------
     @overload
-    def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]]
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
 
     @overload
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...

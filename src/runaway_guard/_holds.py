@@ -86,7 +86,7 @@ class LineSpec:
 class Template:
     """The lines of one (contract, run) pair until `valid_until`, when a window rolls."""
 
-    __slots__ = ("_last", "has_tokens", "hour_calls_key", "lines", "valid_until")
+    __slots__ = ("_last", "blockers", "has_tokens", "hour_calls_key", "lines", "valid_until")
 
     def __init__(
         self,
@@ -94,8 +94,11 @@ class Template:
         valid_until: float,
         has_tokens: bool,
         hour_calls_key: str | None,
+        blockers: tuple[str, ...],
     ) -> None:
         self.lines = lines
+        self.blockers = blockers
+        """Kill switches that cover the call, and the breaker's gate when it has one."""
         self.valid_until = valid_until
         self.has_tokens = has_tokens
         self.hour_calls_key = hour_calls_key
@@ -193,11 +196,15 @@ def build_template(contract: Contract, run: Run, now: float) -> Template:
         ):
             merged[line.key] = line
     ends = [line.expires for line in merged.values() if line.expires is not None]
+    blockers = guard.blockers(spec.name, run)
+    if spec.breaker is not None:
+        blockers = (*blockers, gate_key(spec.name))
     return Template(
         lines=tuple(merged.values()),
         valid_until=min(ends, default=float("inf")),
         has_tokens=any(line.unit is Unit.TOKENS for line in merged.values()),
         hour_calls_key=hour_key,
+        blockers=blockers,
     )
 
 
@@ -247,7 +254,7 @@ def place_hold(
         call_id,
         call.attempt,
         money.nanos,
-        guard.blockers(spec.name, run),
+        template.blockers,
     )
     probing = False
     outcome = guard.ledger.reserve(request)
