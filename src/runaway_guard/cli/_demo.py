@@ -1,49 +1,30 @@
-"""`runaway-guard demo`: see the guard stop a runaway loop, offline, in a second."""
+"""`runaway-guard demo`: watch the guard stop a runaway bill, offline, in seconds."""
 
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import click
+from rich.console import Console
 
-from runaway_guard._errors import BudgetExceeded
-from runaway_guard._guard import Guard
 from runaway_guard.cli._app import app
-from runaway_guard.testing import FakeClock
+from runaway_guard.demo import render_night, run_overnight
 
 
 @app.command()
 def demo() -> None:
-    """Run a guarded loop against a fake paid call on a temporary SQLite ledger."""
+    """Replay the overnight retry loop, naive and guarded, against a local fake API.
+
+    No network and no API key: a fake metered API runs on 127.0.0.1, the ledger is a
+    SQLite file in a temporary folder, and eight hours pass on a virtual clock.
+    """
+    console = Console()
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="runaway-guard-demo-") as folder:
-        ledger = Path(folder) / "ledger.db"
-        clock = FakeClock("2026-11-22T23:00:00+00:00")
-        with Guard(f"sqlite:///{ledger}", clock=clock) as guard:
-            enrich = guard.contract(
-                "record-enrich",
-                price="$0.002",
-                max_calls_per_run=80,
-                max_per_day="$1.00",
-                provider_cap="OpenAI org usage limit, $25/month",
-            )
-            click.echo(enrich.summary())
-            calls = 0
-
-            @enrich
-            def complete(payload: int) -> int:
-                nonlocal calls
-                calls += 1
-                clock.advance(1.0)
-                return payload
-
-            with guard.run("nightly-2026-11-22") as run:
-                refused = None
-                for payload in range(10_000):  # a loop that "obviously terminates"
-                    try:
-                        complete(payload)
-                    except BudgetExceeded as exc:
-                        refused = exc
-                        break
-                click.echo(f"\npaid calls made: {calls}, spent: {run.spent()}")
-                click.echo(f"stopped by: {refused}")
+        with console.status("replaying the night of 2026-11-22 (23:00 to 07:00)..."):
+            result = run_overnight(Path(folder))
+        render_night(result, console)
+    console.print(f"[dim]real time: {time.monotonic() - started:.1f}s[/dim]")
+    click.get_current_context().exit(0)
