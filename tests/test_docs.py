@@ -36,3 +36,13 @@ def test_readme_opens_with_the_two_setup_commands() -> None:
     assert commands[0].endswith("runaway-guard demo")
     assert commands[1].endswith("python -m pytest")
     assert lines.index("```sh") <= 2
+
+
+def test_every_docs_page_is_in_the_site_navigation() -> None:
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    missing = [
+        str(page.relative_to(ROOT / "docs"))
+        for page in sorted((ROOT / "docs").rglob("*.md"))
+        if str(page.relative_to(ROOT / "docs")) not in nav
+    ]
+    assert [] == missing
