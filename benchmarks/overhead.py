@@ -16,24 +16,16 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from tenacity import Retrying, stop_after_attempt
 
 import runaway_guard as rg
+from benchmarks._report import Figure, render
 
+TITLE = "guard overhead per call (median of rounds)"
 TARGET_SQLITE_US = 250.0
 TARGET_HISTORY_RATIO = 1.2
-
-
-@dataclass(frozen=True)
-class Figure:
-    name: str
-    value: float
-    unit: str
-    target: str
-    ok: bool | None
 
 
 def _per_call_us(fn: Callable[[], object], calls: int, rounds: int) -> float:
@@ -162,23 +154,11 @@ def measure(quick: bool) -> list[Figure]:
     return figures
 
 
-def render(title: str, figures: list[Figure]) -> str:
-    width = max(len(f.name) for f in figures)
-    lines = [title, ""]
-    for figure in figures:
-        verdict = "" if figure.ok is None else ("  ok" if figure.ok else "  MISSED")
-        target = f"  target {figure.target}" if figure.target else ""
-        lines.append(
-            f"  {figure.name:<{width}}  {figure.value:10.2f} {figure.unit:<2}{target}{verdict}"
-        )
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     args = parser.parse_args()
-    print(render("overhead per call (median of rounds)", measure(args.quick)))
+    print(render(TITLE, measure(args.quick)))
 
 
 if __name__ == "__main__":
