@@ -61,17 +61,22 @@ class Unavailable(Exception):
     status_code = 503
 
 
+def flaky_contract(guard: rg.Guard) -> rg.Contract:
+    """The contract both sides of the cross-process breaker test declare."""
+    return guard.contract(
+        "flaky",
+        price="$0.01",
+        max_calls_per_run=100,
+        breaker=rg.Breaker(failures=3, cooldown=600),
+        provider_cap="test: none, loopback only",
+    )
+
+
 def fail_until_breaker_opens(url: str) -> int:
     """Fail the 'flaky' contract three times in this process; return the failures seen."""
     failures = 0
     with rg.Guard(url) as guard:
-        flaky = guard.contract(
-            "flaky",
-            price="$0.01",
-            max_calls_per_run=100,
-            breaker=rg.Breaker(failures=3, cooldown=600),
-            provider_cap="test: none, loopback only",
-        )
+        flaky = flaky_contract(guard)
 
         def down() -> None:
             raise Unavailable("503")

@@ -21,13 +21,7 @@ def test_a_breaker_opened_in_one_process_is_open_in_another(tmp_path: Path) -> N
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         assert 3 == pool.submit(_workers.fail_until_breaker_opens, url).result(timeout=120)
     with rg.Guard(url) as guard:
-        flaky = guard.contract(
-            "flaky",
-            price="$0.01",
-            max_calls_per_run=100,
-            breaker=rg.Breaker(failures=3, cooldown=600),
-            provider_cap="test: none, loopback only",
-        )
+        flaky = _workers.flaky_contract(guard)
         calls: list[int] = []
         with pytest.raises(rg.CircuitOpen, match="open after 3 consecutive"):
             flaky.call(lambda: calls.append(1))
