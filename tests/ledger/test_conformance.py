@@ -291,3 +291,10 @@ def test_settle_without_report_still_applies(ledger: Ledger) -> None:
     result = ledger.settle("h1", {"money": 60, "calls": 1}, now=NOW, report=False)
     assert "settled" == result.status
     assert (60, 0) == state(ledger)
+
+
+def test_a_hold_without_lines_is_placed_and_ended(ledger: Ledger) -> None:
+    empty = HoldRequest("h0", (), NOW, NOW + 60, contract="agents:halt", estimate=0)
+    assert ledger.reserve(empty) is None
+    assert "settled" == ledger.release("h0", now=NOW, error="trail").status
+    assert [("released", "trail")] == [(r.outcome, r.error) for r in ledger.spend()]

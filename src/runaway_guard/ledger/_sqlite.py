@@ -278,10 +278,11 @@ class SQLiteLedger:
             refusal = first_refusal(request.lines, states)
             if refusal is not None:
                 raise _Abort(refusal)
-            conn.execute(
-                _hold_sql(len(request.lines)),
-                [v for ln in request.lines for v in (ln.key, ln.amount, ln.limit, ln.expires)],
-            )
+            if request.lines:
+                conn.execute(
+                    _hold_sql(len(request.lines)),
+                    [v for ln in request.lines for v in (ln.key, ln.amount, ln.limit, ln.expires)],
+                )
             return None
 
         return self._tx(work)
@@ -364,6 +365,8 @@ class SQLiteLedger:
 
     @staticmethod
     def _apply(conn: sqlite3.Connection, deltas: list[tuple[str, int, int]]) -> None:
+        if not deltas:
+            return
         conn.execute(_apply_sql(len(deltas)), [v for delta in deltas for v in delta])
 
     @staticmethod
