@@ -24,6 +24,7 @@ from typing import Final, Literal
 
 from runaway_guard._budget import check_count
 from runaway_guard._errors import ContractError
+from runaway_guard.agents._refusal import ADVICE, REFUSED
 
 __all__ = [
     "ContextBudget",
@@ -31,6 +32,7 @@ __all__ = [
     "Summariser",
     "estimate_tokens",
     "finish",
+    "is_refusal",
     "plan",
     "summaries",
 ]
@@ -39,6 +41,11 @@ Summariser = Callable[[Sequence[str]], "str | Awaitable[str]"]
 """``summarise(raw_results) -> str`` (or an awaitable of it): one note for a batch."""
 
 POINTER: Final = "[raw tool result dropped; summarised in a later tool result]"
+
+
+def is_refusal(text: str) -> bool:
+    """Whether a tool result is a guard refusal (see `Refusal`)."""
+    return text.startswith(REFUSED) and text.endswith(ADVICE)
 
 
 def estimate_tokens(text: str) -> int:
@@ -90,8 +97,11 @@ def plan(
     replaced: Mapping[str, str],
     other_tokens: int,
 ) -> Plan:
-    """Which raw results to summarise now, given what was summarised before."""
-    raw = [key for key, _ in results if key not in replaced]
+    """Which raw results to summarise now, given what was summarised before.
+
+    Refusals are never summarised: the model must read them as written.
+    """
+    raw = [key for key, text in results if key not in replaced and not is_refusal(text)]
     full = len(raw) - len(raw) % budget.every
     batches = [tuple(raw[i : i + budget.every]) for i in range(0, full, budget.every)]
     leftover = tuple(raw[full:])

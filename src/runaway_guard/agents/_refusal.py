@@ -6,7 +6,7 @@ result) that also carries its numbers as attributes for code.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from runaway_guard._budget import Unit, render_units
 from runaway_guard._contract import ContractSpec
@@ -15,6 +15,7 @@ from runaway_guard._errors import BudgetExceeded
 __all__ = ["Refusal"]
 
 ADVICE: Final = "Choose another plan or hand off to a human."
+REFUSED: Final = "Refused: tool "
 
 _WINDOWS: Final = {
     "run": "per-ticket",
@@ -45,9 +46,36 @@ class Refusal(str):
     spent: str
     asked: str
     number: int
-    error: BudgetExceeded
+    error: BudgetExceeded | None
 
     def __new__(
+        cls,
+        text: str,
+        *,
+        tool: str = "",
+        cap: str = "",
+        limit: str = "",
+        spent: str = "",
+        asked: str = "",
+        number: int = 0,
+        error: BudgetExceeded | None = None,
+    ) -> Refusal:
+        self = super().__new__(cls, text)
+        self.tool = tool
+        self.cap = cap
+        self.limit = limit
+        self.spent = spent
+        self.asked = asked
+        self.number = number
+        self.error = error
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Frameworks deep-copy tool outputs; keep the numbers through copies and pickles.
+        return (_rebuild, (str(self), dict(self.__dict__)))
+
+    @classmethod
+    def of(
         cls,
         tool: str,
         spec: ContractSpec,
@@ -55,6 +83,7 @@ class Refusal(str):
         number: int,
         currency: str,
     ) -> Refusal:
+        """The refusal for `error`, raised by one of `tool`'s own caps."""
         window = error.window.split(":", 1)[0]
         period = _WINDOWS.get(window, window)
         zero = render_units(Unit(error.unit), 0, currency)
@@ -77,15 +106,20 @@ class Refusal(str):
             cap = f"{period} call cap"
             numbers = f"{used} already made"
         text = (
-            f"Refused: tool {tool!r} is over its {cap} of {limit} ({numbers}). "
+            f"{REFUSED}{tool!r} is over its {cap} of {limit} ({numbers}). "
             f"The call was not made. {ADVICE}"
         )
-        self = super().__new__(cls, text)
-        self.tool = tool
-        self.cap = cap
-        self.limit = limit
-        self.spent = error.spent
-        self.asked = error.asked
-        self.number = number
-        self.error = error
-        return self
+        return cls(
+            text,
+            tool=tool,
+            cap=cap,
+            limit=limit,
+            spent=error.spent,
+            asked=error.asked,
+            number=number,
+            error=error,
+        )
+
+
+def _rebuild(text: str, attributes: dict[str, Any]) -> Refusal:
+    return Refusal(text, **attributes)

@@ -396,7 +396,7 @@ class Toolbox:
                 refusals=worst,
                 limit=self.max_refusals,
             ) from exc
-        return Refusal(tool.name, tool.contract.spec, exc, counts[0], self.guard.currency)
+        return Refusal.of(tool.name, tool.contract.spec, exc, counts[0], self.guard.currency)
 
     def _done(self, states: tuple[TicketState, ...], result: object) -> None:
         text = result if isinstance(result, str) else repr(result)
