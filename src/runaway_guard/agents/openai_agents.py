@@ -34,6 +34,14 @@ from runaway_guard._errors import ContractError, RunawayGuardError
 from runaway_guard.agents._toolbox import Toolbox
 
 try:
+    from agents.run_config import CallModelData, ModelInputData
+    from agents.tool_context import ToolContext
+    from openai.types.responses import (
+        ResponseFunctionToolCall,
+        ResponseOutputMessage,
+        ResponseOutputText,
+    )
+
     from agents import (
         Agent,
         FunctionTool,
@@ -47,13 +55,6 @@ try:
         Tool,
         ToolsToFinalOutputResult,
         TResponseInputItem,
-    )
-    from agents.run_config import CallModelData, ModelInputData
-    from agents.tool_context import ToolContext
-    from openai.types.responses import (
-        ResponseFunctionToolCall,
-        ResponseOutputMessage,
-        ResponseOutputText,
     )
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
