@@ -12,7 +12,7 @@ any budget would be passed.
 Money('$0.55')
 """
 
-from runaway_guard import ledger, testing
+from runaway_guard import agents, ledger, testing
 from runaway_guard._budget import Budget, Period, Unit
 from runaway_guard._classify import Failure, Kind, classify
 from runaway_guard._clock import Clock, SystemClock
@@ -110,6 +110,7 @@ __all__ = [
     "SystemClock",
     "Unit",
     "__version__",
+    "agents",
     "classify",
     "declare_contract",
     "ledger",
