@@ -232,3 +232,16 @@ def test_the_guarded_tool_keeps_its_name_schema_and_description(
         guarded.description,
         guarded.args,
     )
+
+
+def test_guarding_a_guarded_tool_again_does_not_charge_twice(
+    toolbox: agents.Toolbox, tools: dict[str, BaseTool]
+) -> None:
+    again = rg_langchain.guard_tool(toolbox, tools["whois_lookup"])
+    with toolbox.ticket("T-1") as ticket:
+        again.invoke({"asn": "AS1"})
+        assert (Decimal("0.11"), 1) == (ticket.spent().amount, ticket.calls)
+    other = agents.Toolbox(toolbox.guard)
+    other.register("whois_lookup", contract=toolbox["whois_lookup"].contract)
+    with pytest.raises(rg.ContractError, match="another toolbox"):
+        rg_langchain.guard_tool(other, again)

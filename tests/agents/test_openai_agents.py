@@ -228,3 +228,29 @@ def test_guard_tool_can_register_the_tool_itself(toolbox: agents.Toolbox) -> Non
         guarded.params_json_schema,
     )
     assert "whois_lookup" in toolbox
+
+
+async def test_guarding_a_guarded_agent_again_does_not_charge_twice(
+    support: agents.Toolbox,
+) -> None:
+    model = ScriptedModel([*calls("whois_lookup", [{"asn": "AS1"}]), [assistant_message("ok")]])
+    twice = openai_agents.guard_agent(support, agent(model, whois_lookup))
+    with support.ticket("T-1") as ticket:
+        await openai_agents.run(support, twice, "go")
+        assert (Decimal("0.11"), 1) == (ticket.spent().amount, ticket.calls)
+
+
+async def test_an_agent_handed_off_to_is_guarded_too(support: agents.Toolbox) -> None:
+    model = ScriptedModel(
+        [
+            [function_call("transfer_to_network_desk", {}, call_id="h")],
+            *calls("whois_lookup", [{"asn": f"AS{n}"} for n in range(6)]),
+            [assistant_message("escalated")],
+        ]
+    )
+    desk = Agent(name="network desk", model=model, tools=[whois_lookup])
+    front = Agent(name="front", model=model, handoffs=[desk])
+    with support.ticket("T-1") as ticket:
+        result = await openai_agents.run(support, front, "go")
+        assert (Decimal("0.55"), 1) == (ticket.spent().amount, ticket.refusals)
+    assert "escalated" == result.final_output

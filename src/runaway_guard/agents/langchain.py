@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextvars
 import functools
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from runaway_guard._errors import ContractError
 from runaway_guard.agents._refusal import Refusal
@@ -65,6 +65,11 @@ def guard_tool(toolbox: Toolbox, tool: ToolT, **register: Any) -> ToolT:
         toolbox.register(tool.name, **register)
     else:
         toolbox[tool.name]  # fail closed: an unregistered tool has no price and no cap
+    owner = getattr(type(tool), "runaway_guard_toolbox", None)
+    if owner is toolbox:
+        return tool  # guarded already: a second wrapper would charge every call twice
+    if owner is not None:
+        raise ContractError(f"tool {tool.name!r} is already guarded by another toolbox")
     guarded = tool.model_copy()
     # A subclass per tool, overriding only _run/_arun: everything else (schema, parsing,
     # callbacks, ToolMessage building, error handling) stays LangChain's own.
@@ -107,7 +112,13 @@ def _guarded_class(cls: type[BaseTool], toolbox: Toolbox, name: str) -> type[Bas
             _INSIDE.reset(token)
         return _shaped(self, result)
 
-    namespace = {"_run": _run, "_arun": _arun, "__module__": __name__}
+    namespace = {
+        "_run": _run,
+        "_arun": _arun,
+        "__module__": __name__,
+        "__annotations__": {"runaway_guard_toolbox": ClassVar[Toolbox]},
+        "runaway_guard_toolbox": toolbox,
+    }
     return type(f"Guarded{cls.__name__}", (cls,), namespace)
 
 

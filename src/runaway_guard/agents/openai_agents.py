@@ -81,6 +81,7 @@ class _GuardedInvoke:
     """A `FunctionTool.on_invoke_tool` that goes through the toolbox first."""
 
     def __init__(self, toolbox: Toolbox, name: str, inner: Invoke) -> None:
+        self.toolbox = toolbox
         self._toolbox = toolbox
         self._name = name
         self._inner = inner
@@ -124,6 +125,10 @@ def guard_tool(toolbox: Toolbox, tool: FunctionTool, **register: Any) -> Functio
         toolbox.register(tool.name, **register)
     else:
         toolbox[tool.name]  # fail closed: an unregistered tool has no price and no cap
+    if isinstance(tool.on_invoke_tool, _GuardedInvoke):
+        if tool.on_invoke_tool.toolbox is toolbox:
+            return tool  # guarded already: a second wrapper would charge every call twice
+        raise ContractError(f"tool {tool.name!r} is already guarded by another toolbox")
     guarded = copy.copy(tool)
     guarded.on_invoke_tool = _GuardedInvoke(toolbox, tool.name, tool.on_invoke_tool)
     return guarded
@@ -154,17 +159,37 @@ def halt_vote(
 
 
 def guard_agent(toolbox: Toolbox, agent: Agent[Any]) -> Agent[Any]:
-    """A clone of `agent` with every tool guarded and, with a halt vote, the vote wired in."""
+    """A clone of `agent` with every tool guarded and, with a halt vote, the vote wired in.
+
+    Agents in `agent.handoffs` are guarded too (the model can hand the ticket to them).
+    A `Handoff` object hides its agent: guard that agent before wrapping it in one.
+    """
+    return _guard_agent(toolbox, agent, {})
+
+
+def _guard_agent(toolbox: Toolbox, agent: Agent[Any], done: dict[int, Agent[Any]]) -> Agent[Any]:
+    if id(agent) in done:
+        return done[id(agent)]
     tools: list[Tool] = [guard_tool(toolbox, _function_tool(tool)) for tool in agent.tools]
     changes: dict[str, Any] = {"tools": tools}
-    if toolbox.halt is not None:
+    if toolbox.halt is not None and not _votes(agent):
         if agent.tool_use_behavior != "run_llm_again":
             raise ContractError(
                 f"agent {agent.name!r} sets tool_use_behavior={agent.tool_use_behavior!r}, but "
                 "the toolbox's halt vote needs it; drop one of the two"
             )
         changes["tool_use_behavior"] = halt_vote(toolbox)
-    return agent.clone(**changes)
+    clone = done[id(agent)] = agent.clone(**changes)
+    # Handoff targets run the same ticket: their tools must be guarded as well.
+    clone.handoffs = [
+        _guard_agent(toolbox, target, done) if isinstance(target, Agent) else target
+        for target in agent.handoffs
+    ]
+    return clone
+
+
+def _votes(agent: Agent[Any]) -> bool:
+    return getattr(agent.tool_use_behavior, "runaway_guard_vote", False) is True
 
 
 def _function_tool(tool: Tool) -> FunctionTool:
