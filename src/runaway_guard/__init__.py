@@ -14,7 +14,7 @@ Money('$0.55')
 
 import logging as _logging
 
-from runaway_guard import ledger, testing
+from runaway_guard import agents, ledger, testing
 from runaway_guard._budget import Budget, Period, Unit
 from runaway_guard._classify import Failure, Kind, classify
 from runaway_guard._clock import Clock, SystemClock
@@ -112,6 +112,7 @@ __all__ = [
     "SystemClock",
     "Unit",
     "__version__",
+    "agents",
     "classify",
     "declare_contract",
     "ledger",
