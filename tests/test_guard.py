@@ -44,7 +44,7 @@ def test_the_81st_call_is_refused_before_it_is_made(guard: rg.Guard) -> None:
         assert rg.parse_money("$0.16") == run.spent()
     assert 80 == upstream.calls
     error = info.value
-    assert "calls" == error.unit
+    assert ("calls", "contract:record-enrich") == (error.unit, error.scope)
     assert "80 calls" == error.limit
     assert "raise max_calls_per_run" in str(error)
 
@@ -133,8 +133,9 @@ def test_nested_run_spend_counts_against_the_parent(guard: rg.Guard) -> None:
             assert "ticket-1/sub-agent-1" == sub.path
         with guard.run("sub-agent-2"):
             guarded.call(Upstream())
-            with pytest.raises(rg.BudgetExceeded, match="run 'ticket-1' per-run budget"):
+            with pytest.raises(rg.BudgetExceeded, match="run 'ticket-1' per-run budget") as info:
                 guarded.call(Upstream())
+            assert "run:ticket-1" == info.value.scope
         assert rg.parse_money("$0.30") == ticket.spent()
 
 

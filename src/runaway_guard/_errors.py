@@ -75,6 +75,8 @@ class BudgetExceeded(GuardRefused):
         asked: what this call asked for, as text.
         window: the window key (``day:2026-11-22``, ``run:nightly``).
         hint: what to change.
+        scope: whose budget it is: ``"contract:NAME"``, ``"run:PATH"``, ``"global"``, or
+            a custom scope such as ``"tenant:acme"``.
     """
 
     def __init__(
@@ -88,8 +90,10 @@ class BudgetExceeded(GuardRefused):
         asked: str,
         window: str,
         hint: str,
+        scope: str = "",
     ) -> None:
         self.budget = budget
+        self.scope = scope
         self.unit = unit
         self.limit = limit
         self.spent = spent

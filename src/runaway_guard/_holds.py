@@ -81,6 +81,7 @@ class LineSpec:
     expires: float | None
     label: str
     hint: str
+    scope: str = ""
 
 
 class Template:
@@ -152,7 +153,13 @@ def _bind(
             hint = change
         lines.append(
             LineSpec(
-                f"{scope}|{budget.unit}|{window.key}", limit, budget.unit, window.end, label, hint
+                f"{scope}|{budget.unit}|{window.key}",
+                limit,
+                budget.unit,
+                window.end,
+                label,
+                hint,
+                scope,
             )
         )
     return lines
@@ -285,6 +292,7 @@ def _budget_error(refusal: Refusal, template: Template, currency: str) -> Budget
         asked=render_units(unit, line.amount, currency),
         window=line.key.rsplit("|", 1)[-1],
         hint=spec.hint,
+        scope=spec.scope,
     )
 
 

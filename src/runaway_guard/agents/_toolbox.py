@@ -366,7 +366,7 @@ class Toolbox:
     def _exceeded(
         self, tool: Tool, states: tuple[TicketState, ...], exc: BudgetExceeded
     ) -> Refusal:
-        if not exc.budget.startswith(f"contract {tool.contract.name!r} "):
+        if exc.scope != f"contract:{tool.contract.name}":
             # Not the tool's own cap: the ticket's or the guard's money is gone. The wall.
             for state in states:
                 state.hit_wall(str(exc))
