@@ -1,7 +1,7 @@
 """The flow of one guarded call, shared by the sync and async shells.
 
 ```
-idempotency key seen? (replay the stored result at $0)
+idempotency key seen? (replay the stored result at $0; kill switches still refuse)
   -> kill switch? -> circuit open? -> concurrency slot -> reserve worst case on every budget
   -> call -> settle the actual cost
   -> on failure: classify, charge, and retry only while attempts AND money AND time remain
@@ -14,7 +14,7 @@ refuses a hold while one is engaged), so they cost no extra round trip.
 A contract with idempotency claims the call's key in the ledger first
 (`runaway_guard.patterns`): one caller per key makes the attempts, the others replay its
 stored result. A contract without it takes the same path as before, at the cost of one
-attribute check.
+attribute check and one function call.
 """
 
 from __future__ import annotations

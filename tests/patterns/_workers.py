@@ -88,7 +88,7 @@ def bounded_calls(url: str, counter: str, calls: int, start: Barrier, out: Queue
             @paid
             def work() -> None:
                 in_flight.enter()
-                time.sleep(0.03)
+                time.sleep(0.1)
                 in_flight.leave()
 
             start.wait(60)

@@ -89,6 +89,7 @@ def test_a_string_is_not_taken_for_a_list_of_items(mem: rg.Guard) -> None:
 
 def test_no_more_than_concurrency_calls_are_in_flight(mem: rg.Guard) -> None:
     lock = threading.Lock()
+    full = threading.Event()
     now = most = 0
 
     def work(n: int) -> int:
@@ -96,6 +97,9 @@ def test_no_more_than_concurrency_calls_are_in_flight(mem: rg.Guard) -> None:
         with lock:
             now += 1
             most = max(most, now)
+            if now == 3:
+                full.set()
+        full.wait(2)  # hold the slot until three calls overlap: a fourth would show
         time.sleep(0.01)
         with lock:
             now -= 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -153,8 +152,10 @@ def test_a_duplicate_on_another_guard_waits_for_the_result(tmp_path: Path) -> No
             super().sleep(seconds)
 
     provider = Provider()
+    claimed = threading.Event()
 
     def slow(payload: object) -> object:
+        claimed.set()
         assert polling.wait(10), "the duplicate never started waiting"
         return provider(payload)
 
@@ -163,7 +164,7 @@ def test_a_duplicate_on_another_guard_waits_for_the_result(tmp_path: Path) -> No
         send_second = keyed(second)(provider)
         with ThreadPoolExecutor(1) as pool:
             leader = pool.submit(send_first, 11)
-            time.sleep(0.05)  # let the leader claim the key
+            assert claimed.wait(10)  # the leader holds the key and is making the call
             assert "result:11" == send_second(11)
             assert "result:11" == leader.result(10)
     assert 1 == provider.calls

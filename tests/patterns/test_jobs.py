@@ -92,9 +92,9 @@ def test_renew_keeps_the_lock_and_reports_a_lost_one(mem: rg.Guard, clock: FakeC
 def test_the_heartbeat_renews_a_live_run(tmp_path: Path) -> None:
     with (
         rg.Guard(f"sqlite:///{tmp_path / 'ledger.db'}") as guard,
-        guard.job("heartbeat", max_runs_per_day=5, lease=0.3) as run,
+        guard.job("heartbeat", max_runs_per_day=5, lease=0.6) as run,
     ):
-        time.sleep(0.6)  # two leases: only the heartbeat keeps the lock
+        time.sleep(1.5)  # over two leases: only the heartbeat keeps the lock
         with pytest.raises(rg.JobOverlap), guard.job("heartbeat", max_runs_per_day=5):
             pass
         assert run.renew()

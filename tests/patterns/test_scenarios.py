@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -123,8 +122,10 @@ def test_concurrent_invocation_of_the_same_job_costs_nothing_the_second_time(
             super().sleep(seconds)
 
     provider = Provider()
+    claimed = threading.Barrier(4)  # the first invocation's three calls, and the test
 
     def generate(prompt: str) -> object:
+        claimed.wait(10)
         assert waiting.wait(10), "the second invocation never overlapped the first"
         return provider(prompt)
 
@@ -137,7 +138,7 @@ def test_concurrent_invocation_of_the_same_job_costs_nothing_the_second_time(
     with rg.Guard(url) as first, rg.Guard(url, clock=SignallingClock()) as second:
         with ThreadPoolExecutor(1) as pool:
             leader = pool.submit(invocation, first, "event-1-delivery-1")
-            time.sleep(0.05)  # the first claims its keys
+            claimed.wait(10)  # the first invocation holds all three keys
             replayed, second_cost = invocation(second, "event-1-delivery-2")
             made, first_cost = leader.result(10)
         assert made == replayed == ["result:a", "result:b", "result:c"]

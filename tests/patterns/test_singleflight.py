@@ -5,13 +5,29 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import pytest
 
 import runaway_guard as rg
 from tests.helpers import contract
 from tests.patterns._fakes import Provider, ProviderError, charged
+
+T = TypeVar("T")
+
+
+def together(callers: int, fn: Callable[[int], T]) -> list[T]:
+    """Run `fn(n)` on `callers` threads released at once, as a stampede arrives."""
+    start = threading.Barrier(callers)
+
+    def caller(n: int) -> T:
+        start.wait(10)
+        return fn(n)
+
+    with ThreadPoolExecutor(callers) as pool:
+        return list(pool.map(caller, range(callers)))
 
 
 def test_a_cache_miss_stampede_makes_one_paid_call(mem: rg.Guard) -> None:
@@ -21,13 +37,12 @@ def test_a_cache_miss_stampede_makes_one_paid_call(mem: rg.Guard) -> None:
     @contract(mem, "geocode", price="$0.005")
     def geocode(address: str) -> dict[str, str]:
         nonlocal calls
-        time.sleep(0.05)
+        time.sleep(0.2)
         calls += 1
         return {"address": address, "via": str(provider(address))}
 
     flights = rg.Singleflight()
-    with ThreadPoolExecutor(50) as pool:
-        results = list(pool.map(lambda _: flights.do("Main St 1", geocode, "Main St 1"), range(50)))
+    results = together(50, lambda _: flights.do("Main St 1", geocode, "Main St 1"))
     assert 1 == calls
     assert all(result is results[0] for result in results)
     assert rg.parse_money("$0.005") == charged(mem)
@@ -41,7 +56,7 @@ def test_waiters_share_the_leaders_exception() -> None:
     def failing() -> None:
         nonlocal calls
         calls += 1
-        time.sleep(0.05)
+        time.sleep(0.2)
         raise ProviderError(500)
 
     def attempt(_: int) -> str:
@@ -51,8 +66,7 @@ def test_waiters_share_the_leaders_exception() -> None:
             return str(exc)
         return "no error"
 
-    with ThreadPoolExecutor(20) as pool:
-        outcomes = list(pool.map(attempt, range(20)))
+    outcomes = together(20, attempt)
     assert (["HTTP 500"] * 20, 1) == (outcomes, calls)
 
 
@@ -66,9 +80,8 @@ def test_a_call_after_the_flight_ended_is_a_new_call() -> None:
 
 def test_different_keys_fly_separately() -> None:
     flights = rg.Singleflight()
-    provider = Provider(delay=0.05)
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda n: flights.do(n % 2, provider, n % 2), range(4)))
+    provider = Provider(delay=0.2)
+    results = together(4, lambda n: flights.do(n % 2, provider, n % 2))
     assert ["result:0", "result:1", "result:0", "result:1"] == results
     assert 2 == provider.calls
 

@@ -95,7 +95,8 @@ class Singleflight:
 
     Only calls that overlap in time are coalesced: once a flight ends, the next call
     with its key starts a new one (cache the result if later calls should reuse it).
-    Waiters share the leader's result object itself, so treat it as read-only.
+    Waiters share the leader's result object itself, so treat it as read-only. Use `do`
+    from threads and `ado` from coroutines: `do` inside a coroutine would block its loop.
     """
 
     def __init__(self) -> None:
