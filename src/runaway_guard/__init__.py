@@ -14,7 +14,7 @@ Money('$0.55')
 
 import logging as _logging
 
-from runaway_guard import agents, ledger, testing
+from runaway_guard import agents, ledger, patterns, testing
 from runaway_guard._budget import Budget, Period, Unit
 from runaway_guard._classify import Failure, Kind, classify
 from runaway_guard._clock import Clock, SystemClock
@@ -26,14 +26,21 @@ from runaway_guard._errors import (
     ConcurrencyLimitReached,
     ConfigError,
     ContractError,
+    DuplicateInFlight,
+    FallbackExhausted,
+    FanOutFailed,
     GuardRefused,
+    JobOverlap,
     KillSwitchEngaged,
     LedgerError,
     LedgerUnavailable,
     LoopDetected,
     NonRetriableError,
+    PollTimedOut,
+    ReconnectsExhausted,
     RetriesExhausted,
     RunawayGuardError,
+    TooManyItems,
 )
 from runaway_guard._events import (
     AnomalyTripped,
@@ -58,6 +65,15 @@ from runaway_guard._price import Call, Cost, Dynamic, PerCall, Price
 from runaway_guard._runs import Run
 from runaway_guard._version import __version__
 from runaway_guard.ledger import Ledger, ledger_from_url, register_ledger
+from runaway_guard.patterns import (
+    Codec,
+    Fallback,
+    Idempotency,
+    Job,
+    JobRun,
+    JSONCodec,
+    Singleflight,
+)
 
 __all__ = [
     "AnomalyTripped",
@@ -73,6 +89,7 @@ __all__ = [
     "Charge",
     "CircuitOpen",
     "Clock",
+    "Codec",
     "ConcurrencyLimitReached",
     "ConfigError",
     "Contract",
@@ -80,14 +97,23 @@ __all__ = [
     "ContractSpec",
     "Cost",
     "CostAboveEstimate",
+    "DuplicateInFlight",
     "Dynamic",
     "Event",
     "EventListener",
     "Failure",
+    "Fallback",
+    "FallbackExhausted",
+    "FanOutFailed",
     "Guard",
     "GuardRefused",
     "Hold",
     "HoldReaped",
+    "Idempotency",
+    "JSONCodec",
+    "Job",
+    "JobOverlap",
+    "JobRun",
     "KillSwitch",
     "KillSwitchCleared",
     "KillSwitchEngaged",
@@ -101,7 +127,9 @@ __all__ = [
     "NonRetriableError",
     "PerCall",
     "Period",
+    "PollTimedOut",
     "Price",
+    "ReconnectsExhausted",
     "RetriesExhausted",
     "RetriesGaveUp",
     "Retry",
@@ -109,7 +137,9 @@ __all__ = [
     "Run",
     "RunawayGuardError",
     "Settled",
+    "Singleflight",
     "SystemClock",
+    "TooManyItems",
     "Unit",
     "__version__",
     "agents",
@@ -118,6 +148,7 @@ __all__ = [
     "ledger",
     "ledger_from_url",
     "parse_money",
+    "patterns",
     "register_ledger",
     "testing",
 ]

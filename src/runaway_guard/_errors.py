@@ -3,14 +3,22 @@
 ```
 RunawayGuardError
 ├── ContractError (ValueError)       a declaration or an input is wrong: fix the code
-│   └── ConfigError                  a configuration file or variable is wrong
+│   ├── ConfigError                  a configuration file or variable is wrong
+│   └── TooManyItems                 a fan-out list is longer than max_items (also a
+│                                    NonRetriableError: a scheduler must not retry it)
 ├── GuardRefused                     the guard refused a call before it was made
 │   ├── BudgetExceeded               the worst-case cost does not fit a budget
 │   ├── KillSwitchEngaged            an operator (or an anomaly trip) stopped the scope
 │   ├── CircuitOpen                  the upstream failed too often; cooling down
 │   ├── LoopDetected                 the same call keeps being repeated
-│   └── ConcurrencyLimitReached      no slot freed up in time
+│   ├── ConcurrencyLimitReached      no slot freed up in time
+│   ├── DuplicateInFlight            the same idempotency key is still running elsewhere
+│   └── JobOverlap                   the job is already running (overlap="refuse")
 ├── RetriesExhausted                 attempts or money for retries ran out
+│   └── ReconnectsExhausted          a stream dropped more often than max_reconnects
+├── FanOutFailed                     items of guard.map failed; finished results attached
+├── PollTimedOut                     a poll's condition stayed false until max_wait
+├── FallbackExhausted                every provider of a fallback chain failed
 ├── NonRetriableError                raise it to stop retries at once
 └── LedgerError                      the ledger misbehaved
     └── LedgerUnavailable            the ledger cannot be reached: calls are refused
@@ -22,7 +30,7 @@ nothing was spent by the refused call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,14 +41,21 @@ __all__ = [
     "ConcurrencyLimitReached",
     "ConfigError",
     "ContractError",
+    "DuplicateInFlight",
+    "FallbackExhausted",
+    "FanOutFailed",
     "GuardRefused",
+    "JobOverlap",
     "KillSwitchEngaged",
     "LedgerError",
     "LedgerUnavailable",
     "LoopDetected",
     "NonRetriableError",
+    "PollTimedOut",
+    "ReconnectsExhausted",
     "RetriesExhausted",
     "RunawayGuardError",
+    "TooManyItems",
 ]
 
 
@@ -175,6 +190,95 @@ class LedgerError(RunawayGuardError):
 
 class LedgerUnavailable(LedgerError):
     """The ledger cannot be reached. The guard fails closed: no call is made."""
+
+
+class TooManyItems(ContractError, NonRetriableError):
+    """A fan-out list is longer than its `max_items`: rejected whole, before any call.
+
+    Attributes:
+        count: how many items there were (at least `max_items + 1` for an iterator,
+            which is read no further than that).
+        max_items: the declared bound.
+    """
+
+    def __init__(self, message: str, *, count: int, max_items: int) -> None:
+        self.count = count
+        self.max_items = max_items
+        super().__init__(message)
+
+
+class DuplicateInFlight(GuardRefused):
+    """A call with the same idempotency key is still running; waiting for it timed out."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        self.key = key
+        super().__init__(message)
+
+
+class JobOverlap(GuardRefused):
+    """A job is already running (its lease is live) and this invocation may not overlap."""
+
+    def __init__(self, message: str, *, job: str) -> None:
+        self.job = job
+        super().__init__(message)
+
+
+class ReconnectsExhausted(RetriesExhausted):
+    """A stream failed more often than its `max_reconnects`; chained to the last error."""
+
+
+class FanOutFailed(RunawayGuardError):
+    """Items of a fan-out failed. Chained to the first failure.
+
+    Attributes:
+        results: finished results by input index.
+        errors: the failures by input index.
+        not_started: input indexes that were never called.
+        total: how many items the fan-out was given.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        results: Mapping[int, Any],
+        errors: Mapping[int, BaseException],
+        not_started: Sequence[int],
+        total: int,
+    ) -> None:
+        self.results = dict(results)
+        self.errors = dict(errors)
+        self.not_started = list(not_started)
+        self.total = total
+        super().__init__(message)
+
+
+class PollTimedOut(RunawayGuardError):
+    """A poll's `until` condition stayed false for `max_wait`; no more polls are made.
+
+    Attributes:
+        polls: how many polls were made (and paid for).
+        waited: seconds from the first poll to giving up.
+        last: the result of the last poll.
+    """
+
+    def __init__(self, message: str, *, polls: int, waited: float, last: Any) -> None:
+        self.polls = polls
+        self.waited = waited
+        self.last = last
+        super().__init__(message)
+
+
+class FallbackExhausted(RunawayGuardError):
+    """Every provider of a fallback chain failed. Chained to the last failure.
+
+    Attributes:
+        errors: ``(contract name, exception)`` per provider tried, in order.
+    """
+
+    def __init__(self, message: str, *, errors: Sequence[tuple[str, BaseException]]) -> None:
+        self.errors = list(errors)
+        super().__init__(message)
 
 
 def _rebuild(cls: type[Exception], state: dict[str, Any], args: tuple[Any, ...]) -> Exception:

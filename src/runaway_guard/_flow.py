@@ -1,7 +1,8 @@
 """The flow of one guarded call, shared by the sync and async shells.
 
 ```
-kill switch? -> circuit open? -> concurrency slot -> reserve worst case on every budget
+idempotency key seen? (replay the stored result at $0; kill switches still refuse)
+  -> kill switch? -> circuit open? -> concurrency slot -> reserve worst case on every budget
   -> call -> settle the actual cost
   -> on failure: classify, charge, and retry only while attempts AND money AND time remain
 ```
@@ -9,6 +10,11 @@ kill switch? -> circuit open? -> concurrency slot -> reserve worst case on every
 `CallFlow` holds the decisions; `run_sync` and `run_async` are the thin shells that call
 the function and sleep. Kill switches are checked inside the hold itself (the ledger
 refuses a hold while one is engaged), so they cost no extra round trip.
+
+A contract with idempotency claims the call's key in the ledger first
+(`runaway_guard.patterns`): one caller per key makes the attempts, the others replay its
+stored result. A contract without it takes the same path as before, at the cost of one
+attribute check and one function call.
 """
 
 from __future__ import annotations
@@ -28,12 +34,13 @@ from runaway_guard._errors import (
 from runaway_guard._events import CallRefused, RetriesGaveUp, RetryScheduled
 from runaway_guard._holds import Hold, new_id, place_hold
 from runaway_guard._price import Call, Cost
+from runaway_guard.patterns._idempotency import contract_once, once_async, once_sync
 
 if TYPE_CHECKING:
     from runaway_guard._guard import Contract
     from runaway_guard._runs import Run
 
-__all__ = ["CallFlow", "run_async", "run_sync"]
+__all__ = ["CallFlow", "run_async", "run_once_async", "run_once_sync", "run_sync"]
 
 T = TypeVar("T")
 
@@ -240,7 +247,29 @@ def _admit_sync(flow: CallFlow) -> Hold:
 def run_sync(
     contract: Contract, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> T:
-    """Call `fn` under `contract`, attempt by attempt."""
+    """Call `fn` under `contract`: replay by idempotency key, or attempt by attempt."""
+    policy = contract.idempotency
+    if policy is not None:
+        key = policy.key_of(f"contract {contract.name!r}", args, kwargs)
+        return run_once_sync(contract, key, fn, args, kwargs)
+    return _attempts_sync(contract, fn, args, kwargs)
+
+
+def run_once_sync(
+    contract: Contract,
+    key: str,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> T:
+    """Replay the stored result for `key`, or make the call's attempts and store it."""
+    attempts = functools.partial(_attempts_sync, contract, fn, args, kwargs)
+    return once_sync(contract_once(contract, key), attempts)
+
+
+def _attempts_sync(
+    contract: Contract, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> T:
     flow = CallFlow(contract, args, kwargs)
     clock = flow.guard.clock
     for _ in range(flow.max_attempts):
@@ -284,7 +313,32 @@ async def run_async(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> T:
-    """Await `fn` under `contract`, attempt by attempt."""
+    """Await `fn` under `contract`: replay by idempotency key, or attempt by attempt."""
+    policy = contract.idempotency
+    if policy is not None:
+        key = policy.key_of(f"contract {contract.name!r}", args, kwargs)
+        return await run_once_async(contract, key, fn, args, kwargs)
+    return await _attempts_async(contract, fn, args, kwargs)
+
+
+async def run_once_async(
+    contract: Contract,
+    key: str,
+    fn: Callable[..., Awaitable[T]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> T:
+    """`run_once_sync` for coroutines."""
+    attempts = functools.partial(_attempts_async, contract, fn, args, kwargs)
+    return await once_async(contract_once(contract, key), attempts)
+
+
+async def _attempts_async(
+    contract: Contract,
+    fn: Callable[..., Awaitable[T]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> T:
     flow = CallFlow(contract, args, kwargs)
     clock = flow.guard.clock
     for _ in range(flow.max_attempts):

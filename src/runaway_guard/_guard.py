@@ -56,6 +56,8 @@ from runaway_guard._money import Money, MoneyLike, Rates, format_amount, parse_m
 from runaway_guard._price import Call, Cost, PerCall
 from runaway_guard._runs import Run, RunScope
 from runaway_guard.ledger import HoldInfo, Ledger, default_ledger_url, ledger_from_url
+from runaway_guard.patterns import Idempotency, KeyFunction
+from runaway_guard.patterns._entries import ContractPatterns, GuardPatterns
 
 __all__ = ["ENV_VAR", "BudgetStatus", "Contract", "Guard", "KillSwitch"]
 
@@ -105,7 +107,7 @@ class KillSwitch:
     at: float
 
 
-class Guard:
+class Guard(GuardPatterns):
     """The entry point: a ledger, a clock, and the contracts and runs bound to them.
 
     Args:
@@ -123,6 +125,9 @@ class Guard:
         environment: which caps contracts apply (``"dev"``, ``"staging"``, ``"prod"``):
             a contract's ``environments={"dev": {...}}`` entry replaces its caps when the
             guard runs in that environment. Defaults to ``$RUNAWAY_GUARD_ENV``.
+
+    The amplifier patterns (`map`, `poll`, `reconnect`, `job`, `fallback`, `idempotent`)
+    are mixed in from `runaway_guard.patterns`.
     """
 
     def __init__(
@@ -191,6 +196,7 @@ class Guard:
         expected_calls_per_hour: int | None = None,
         anomaly_factor: Decimal | int | str = 3,
         environments: Mapping[str, Mapping[str, Any]] | None = None,
+        idempotency: Idempotency | KeyFunction | None = None,
     ) -> Contract:
         """Declare a paid call site and bind it to this guard.
 
@@ -214,6 +220,8 @@ class Guard:
             environments: caps per environment, e.g. ``{"dev": {"max_per_day": "$0.50"}}``;
                 the guard's `environment` picks one (a dev key pointed at production
                 then costs cents, not dollars).
+            idempotency: `Idempotency` (or a bare key function of the call's arguments):
+                a repeat of a key replays the stored result at $0 instead of paying again.
 
         Raises:
             ContractError: what is wrong with the declaration, and how to fix it.
@@ -242,21 +250,28 @@ class Guard:
             environments=environments,
             environment=self.environment,
         )
-        return self.bind(spec, queue_timeout=queue_timeout)
+        return self.bind(spec, queue_timeout=queue_timeout, idempotency=idempotency)
 
-    def bind(self, spec: ContractSpec, *, queue_timeout: float = 30.0) -> Contract:
+    def bind(
+        self,
+        spec: ContractSpec,
+        *,
+        queue_timeout: float = 30.0,
+        idempotency: Idempotency | KeyFunction | None = None,
+    ) -> Contract:
         """Bind a declared `ContractSpec`; a conflicting re-declaration is an error."""
         for budget in spec.budgets():
             budget.limit_units(self.currency, self.exchange_rates)  # currency check, early
         existing = self._contracts.get(spec.name)
+        policy = Idempotency.of(idempotency)
         if existing is not None:
-            if existing.spec == spec:
+            if existing.spec == spec and existing.idempotency == policy:
                 return existing
             raise ContractError(
                 f"contract {spec.name!r} is already declared on this guard with other "
                 "settings; give each call site its own name"
             )
-        contract = Contract(self, spec, queue_timeout=queue_timeout)
+        contract = Contract(self, spec, queue_timeout=queue_timeout, idempotency=policy)
         self._contracts[spec.name] = contract
         return contract
 
@@ -456,7 +471,7 @@ class Guard:
         return f"Guard({self.ledger.url!r}, currency={self.currency!r})"
 
 
-class Contract:
+class Contract(ContractPatterns):
     """A contract bound to a guard: a decorator, and `call` / `acall` for one-off calls.
 
     ```python
@@ -467,10 +482,19 @@ class Contract:
     ```
     """
 
-    def __init__(self, guard: Guard, spec: ContractSpec, *, queue_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        spec: ContractSpec,
+        *,
+        queue_timeout: float = 30.0,
+        idempotency: Idempotency | None = None,
+    ) -> None:
         self.guard = guard
         self.spec = spec
         self.queue_timeout = float(queue_timeout)
+        self.idempotency = idempotency
+        """How repeats are replayed by key, or None (every call is made)."""
         self._flat = Cost(spec.price.amount) if type(spec.price) is PerCall else None
         self.flat = self._flat is not None
         """True when the price is a plain `PerCall`: the estimate is the actual."""
