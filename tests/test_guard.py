@@ -397,3 +397,13 @@ def test_a_dev_guard_applies_the_dev_caps(
             with pytest.raises(rg.BudgetExceeded, match="max_calls_per_run"):
                 paid.call(upstream)
             assert (10, rg.parse_money("$0.50")) == (upstream.calls, run.spent())
+
+
+def test_a_run_can_nest_in_the_implicit_process_run(guard: rg.Guard) -> None:
+    guarded = contract(guard, max_calls_per_run=2)
+    guarded.call(Upstream())
+    with guard.run("inner", parent=guard.current_run()) as inner:
+        assert inner.path.startswith("process:")
+        guarded.call(Upstream())
+        with pytest.raises(rg.BudgetExceeded, match="process:"):
+            guarded.call(Upstream())

@@ -288,6 +288,7 @@ class Guard(GuardPatterns):
         budget: MoneyLike | None = None,
         max_calls: int | None = None,
         budgets: Sequence[Budget] = (),
+        parent: Run | None = None,
     ) -> RunScope:
         """Open a run: a cron run, a campaign, a ticket, an agent session.
 
@@ -300,6 +301,9 @@ class Guard(GuardPatterns):
             budget: money cap for everything inside the run.
             max_calls: cap on paid attempts inside the run.
             budgets: other budgets for calls inside the run (a tenant's day budget).
+            parent: the run to open this one inside; by default the current explicit run
+                (none at top level). Pass ``guard.current_run()`` to nest inside the
+                implicit per-process run too.
         """
         declared: list[Budget] = []
         if budget is not None:
@@ -315,7 +319,7 @@ class Guard(GuardPatterns):
         declared.extend(_check_budget(b) for b in budgets)
         for item in declared:
             item.limit_units(self.currency, self.exchange_rates)
-        return RunScope(self, self._run_var, name, tuple(declared))
+        return RunScope(self, self._run_var, name, tuple(declared), parent)
 
     def current_run(self) -> Run:
         """The innermost open run, or the guard's implicit run for this process.

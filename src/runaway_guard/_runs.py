@@ -72,6 +72,7 @@ class RunScope:
         var: contextvars.ContextVar[Run | None],
         name: str,
         budgets: tuple[Budget, ...],
+        parent: Run | None = None,
     ) -> None:
         check_name(name, "run name")
         if "/" in name:
@@ -80,10 +81,11 @@ class RunScope:
         self._var = var
         self._name = name
         self._budgets = budgets
+        self._parent = parent
         self._tokens: list[contextvars.Token[Run | None]] = []
 
     def _enter(self) -> Run:
-        parent = self._var.get()
+        parent = self._parent if self._parent is not None else self._var.get()
         path = self._name if parent is None else f"{parent.path}/{self._name}"
         run = Run(self._name, path, parent, self._budgets, self._guard)
         self._tokens.append(self._var.set(run))

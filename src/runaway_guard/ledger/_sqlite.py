@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import os
 import sqlite3
 import threading
@@ -43,66 +42,19 @@ from runaway_guard.ledger._protocol import (
     SpendRecord,
     StateRecord,
 )
+from runaway_guard.ledger._sqlite_schema import (
+    HOLD_COLUMNS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    apply_sql,
+    hold_sql,
+    lookup_sql,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteLedger"]
 
 T = TypeVar("T")
 
-_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
-    (
-        """CREATE TABLE counters (
-            key TEXT PRIMARY KEY,
-            settled INTEGER NOT NULL DEFAULT 0,
-            held INTEGER NOT NULL DEFAULT 0,
-            lim INTEGER,
-            expires REAL
-        ) WITHOUT ROWID""",
-        """CREATE TABLE holds (
-            id TEXT PRIMARY KEY,
-            status TEXT NOT NULL,
-            created REAL NOT NULL,
-            lease_until REAL NOT NULL,
-            contract TEXT NOT NULL,
-            run TEXT NOT NULL,
-            call_id TEXT NOT NULL,
-            attempt INTEGER NOT NULL,
-            estimate INTEGER NOT NULL,
-            lines TEXT NOT NULL
-        ) WITHOUT ROWID""",
-        """CREATE TABLE spend (
-            id INTEGER PRIMARY KEY,
-            ts REAL NOT NULL,
-            hold_id TEXT NOT NULL,
-            call_id TEXT NOT NULL,
-            contract TEXT NOT NULL,
-            run TEXT NOT NULL,
-            attempt INTEGER NOT NULL,
-            estimate INTEGER NOT NULL,
-            actual INTEGER NOT NULL,
-            tokens INTEGER NOT NULL,
-            outcome TEXT NOT NULL,
-            error TEXT NOT NULL
-        )""",
-        "CREATE INDEX spend_by_ts ON spend (ts)",
-        """CREATE TABLE states (
-            key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT NOT NULL, expires REAL
-        ) WITHOUT ROWID""",
-        "CREATE TABLE marks (key TEXT PRIMARY KEY, expires REAL) WITHOUT ROWID",
-        """CREATE TABLE slots (
-            name TEXT NOT NULL, holder TEXT NOT NULL, lease_until REAL NOT NULL,
-            PRIMARY KEY (name, holder)
-        ) WITHOUT ROWID""",
-        """CREATE TABLE claims (
-            key TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL,
-            result BLOB, until REAL NOT NULL
-        ) WITHOUT ROWID""",
-    ),
-)
-SCHEMA_VERSION: Final = len(_MIGRATIONS)
-
-_HOLD_COLUMNS: Final = (
-    "id, lines, created, lease_until, status, contract, run, call_id, attempt, estimate"
-)
 _LOCK_RETRIES: Final = 5
 
 
@@ -232,7 +184,7 @@ class SQLiteLedger:
                     f"the ledger at {self.path} has schema version {version}, newer than this "
                     f"runaway-guard understands ({SCHEMA_VERSION}); upgrade runaway-guard"
                 )
-            for statements in _MIGRATIONS[version:]:
+            for statements in MIGRATIONS[version:]:
                 for statement in statements:
                     conn.execute(statement)
             conn.execute(
@@ -249,7 +201,7 @@ class SQLiteLedger:
             # Insert the hold first: a duplicate id means it was placed already, and a
             # refusal below rolls the insert back with everything else.
             inserted = conn.execute(
-                f"INSERT INTO holds ({_HOLD_COLUMNS}) "
+                f"INSERT INTO holds ({HOLD_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, 'held', ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 (
                     request.hold_id,
@@ -267,7 +219,7 @@ class SQLiteLedger:
                 return None
             keys = [line.key for line in request.lines]
             rows = conn.execute(
-                _lookup_sql(len(keys), len(request.blockers)),
+                lookup_sql(len(keys), len(request.blockers)),
                 (*keys, *request.blockers, request.now),
             ).fetchall()
             blocked = {row[1]: row[4] for row in rows if row[0]}
@@ -280,7 +232,7 @@ class SQLiteLedger:
                 raise _Abort(refusal)
             if request.lines:
                 conn.execute(
-                    _hold_sql(len(request.lines)),
+                    hold_sql(len(request.lines)),
                     [v for ln in request.lines for v in (ln.key, ln.amount, ln.limit, ln.expires)],
                 )
             return None
@@ -346,7 +298,7 @@ class SQLiteLedger:
         report: bool,
     ) -> SettleResult:
         rows = conn.execute(
-            f"DELETE FROM holds WHERE id = ? RETURNING {_HOLD_COLUMNS}",
+            f"DELETE FROM holds WHERE id = ? RETURNING {HOLD_COLUMNS}",
             (hold_id,),
         ).fetchall()
         if not rows:
@@ -367,7 +319,7 @@ class SQLiteLedger:
     def _apply(conn: sqlite3.Connection, deltas: list[tuple[str, int, int]]) -> None:
         if not deltas:
             return
-        conn.execute(_apply_sql(len(deltas)), [v for delta in deltas for v in delta])
+        conn.execute(apply_sql(len(deltas)), [v for delta in deltas for v in delta])
 
     @staticmethod
     def _log(conn: sqlite3.Connection, row: SpendRecord) -> None:
@@ -409,7 +361,7 @@ class SQLiteLedger:
                 (now - REAPED_RETENTION,),
             )
             rows = conn.execute(
-                f"SELECT {_HOLD_COLUMNS} FROM holds "
+                f"SELECT {HOLD_COLUMNS} FROM holds "
                 "WHERE status = 'held' AND lease_until < ? ORDER BY lease_until LIMIT ?",
                 (now, limit),
             ).fetchall()
@@ -459,7 +411,7 @@ class SQLiteLedger:
         return [CounterState(*row) for row in rows]
 
     def holds(self) -> list[HoldInfo]:
-        rows = self._read(f"SELECT {_HOLD_COLUMNS} FROM holds ORDER BY created, id")
+        rows = self._read(f"SELECT {HOLD_COLUMNS} FROM holds ORDER BY created, id")
         return [_hold(row) for row in rows]
 
     def spend(
@@ -646,41 +598,6 @@ class _Abort(Exception):
 
     def __init__(self, result: object) -> None:
         self.result = result
-
-
-# One multi-row statement instead of executemany: a ledger operation is a handful of
-# short statements, and each one costs a round through the SQLite API.
-@functools.lru_cache(maxsize=64)
-def _hold_sql(lines: int) -> str:
-    return (
-        "INSERT INTO counters (key, held, lim, expires) VALUES "
-        + ", ".join(["(?, ?, ?, ?)"] * lines)
-        + " ON CONFLICT (key) DO UPDATE SET held = held + excluded.held, lim = excluded.lim"
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _apply_sql(lines: int) -> str:
-    return (
-        "INSERT INTO counters (key, settled, held) VALUES "
-        + ", ".join(["(?, ?, ?)"] * lines)
-        + " ON CONFLICT (key) DO UPDATE SET settled = settled + excluded.settled, "
-        "held = held + excluded.held"
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _lookup_sql(keys: int, blockers: int) -> str:
-    """One round trip for a hold: the counters it touches and any blocker that exists."""
-    sql = f"SELECT 0, key, settled, held, NULL FROM counters WHERE key IN ({','.join('?' * keys)})"
-    if blockers:
-        sql += (
-            " UNION ALL SELECT 1, key, 0, 0, value FROM states "
-            f"WHERE key IN ({','.join('?' * blockers)}) AND (expires IS NULL OR expires > ?)"
-        )
-    else:
-        sql += " AND ? IS NOT NULL"  # keeps the parameter count fixed
-    return sql
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -109,18 +109,11 @@ class Fallback(Generic[R]):
     @contextlib.contextmanager
     def _scope(self) -> Iterator[Run]:
         guard = self.guard
-        current = guard.current_run()
-        token = None
-        if current.implicit:
-            # Nest in the implicit run rather than open a top-level run: a top-level run
-            # would start the providers' per-run counters afresh.
-            token = guard._run_var.set(current)
-        try:
-            with guard.run(self.run_name, budget=self.max_per_run) as run:
-                yield run
-        finally:
-            if token is not None:
-                guard._run_var.reset(token)
+        # Nest in the current run, the implicit one included: a top-level run would
+        # start the providers' per-run counters afresh.
+        parent = guard.current_run()
+        with guard.run(self.run_name, budget=self.max_per_run, parent=parent) as run:
+            yield run
 
     def spent(self) -> Money:
         """Money the providers spent together in the current run."""
