@@ -12,7 +12,7 @@ any budget would be passed.
 Money('$0.55')
 """
 
-from runaway_guard import ledger, testing
+from runaway_guard import alerts, config, ledger, testing
 from runaway_guard._budget import Budget, Period, Unit
 from runaway_guard._classify import Failure, Kind, classify
 from runaway_guard._clock import Clock, SystemClock
@@ -55,9 +55,12 @@ from runaway_guard._policy import Breaker, Charge, Retry
 from runaway_guard._price import Call, Cost, Dynamic, PerCall, Price
 from runaway_guard._runs import Run
 from runaway_guard._version import __version__
+from runaway_guard.alerts import Alerts
+from runaway_guard.config import Config, load_config
 from runaway_guard.ledger import Ledger, ledger_from_url, register_ledger
 
 __all__ = [
+    "Alerts",
     "AnomalyTripped",
     "AttemptRecord",
     "Breaker",
@@ -72,6 +75,7 @@ __all__ = [
     "CircuitOpen",
     "Clock",
     "ConcurrencyLimitReached",
+    "Config",
     "ConfigError",
     "Contract",
     "ContractError",
@@ -110,10 +114,13 @@ __all__ = [
     "SystemClock",
     "Unit",
     "__version__",
+    "alerts",
     "classify",
+    "config",
     "declare_contract",
     "ledger",
     "ledger_from_url",
+    "load_config",
     "parse_money",
     "register_ledger",
     "testing",
