@@ -69,6 +69,8 @@ class Delivery(Generic[T]):
         self.backoff_cap = backoff_cap
         self.queue_size = queue_size
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._busy = 0
         self.delivered = 0
         """Alerts delivered (one per notifier that got it)."""
         self.failed = 0
@@ -99,9 +101,11 @@ class Delivery(Generic[T]):
                 return
             if self._closed:
                 return
+        self._track(1)
         try:
             self._inbox.put_nowait(item)
         except queue.Full:
+            self._track(-1)
             self._drop("the alert queue is full", None)
 
     # -- threads -----------------------------------------------------------------------------
@@ -135,26 +139,37 @@ class Delivery(Generic[T]):
                         box.put(item, timeout=max(item.deadline - time.monotonic(), 0.001))
                 return
             try:
-                alert = self.prepare(item)
-            except Exception:
-                logger.exception("runaway-guard could not prepare an alert from %r", item)
+                self._fan_out(item)
+            finally:
+                self._track(-1)
+
+    def _fan_out(self, item: T) -> None:
+        try:
+            alert = self.prepare(item)
+        except Exception:
+            logger.exception("runaway-guard could not prepare an alert from %r", item)
+            return
+        if alert is None:
+            return
+        for notifier, box in zip(self.notifiers, self._outboxes, strict=True):
+            if alert.severity < notifier.min_severity:
                 continue
-            if alert is None:
-                continue
-            for notifier, box in zip(self.notifiers, self._outboxes, strict=True):
-                if alert.severity < notifier.min_severity:
-                    continue
-                try:
-                    box.put_nowait(alert)
-                except queue.Full:
-                    self._drop(f"the queue of notifier {notifier.name} is full", alert)
+            self._track(1)
+            try:
+                box.put_nowait(alert)
+            except queue.Full:
+                self._track(-1)
+                self._drop(f"the queue of notifier {notifier.name} is full", alert)
 
     def _work(self, notifier: Notifier, box: queue.Queue[Alert | _Stop]) -> None:
         while True:
             alert = box.get()
             if isinstance(alert, _Stop):
                 return
-            self._deliver(notifier, alert)
+            try:
+                self._deliver(notifier, alert)
+            finally:
+                self._track(-1)
 
     def _deliver(self, notifier: Notifier, alert: Alert) -> None:
         error = ""
@@ -224,7 +239,18 @@ class Delivery(Generic[T]):
                 dropped,
             )
 
+    def _track(self, change: int) -> None:
+        with self._idle:
+            self._busy += change
+            if self._busy == 0:
+                self._idle.notify_all()
+
     # -- lifecycle ---------------------------------------------------------------------------
+    def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds until everything submitted was handled."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy <= 0, timeout=timeout)
+
     def pending(self) -> int:
         """Items and alerts waiting in the queues."""
         return self._inbox.qsize() + sum(box.qsize() for box in self._outboxes)
@@ -265,6 +291,8 @@ class Delivery(Generic[T]):
         # them: the child starts over with fresh queues and threads of its own.
         closed = self._closed
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._busy = 0
         self._reset()
         self._closed = closed
 

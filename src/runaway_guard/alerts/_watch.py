@@ -462,6 +462,14 @@ class Alerts:
         return window_for(Period(kind), at, self.guard.tz, "").end
 
     # -- lifecycle ---------------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every alert raised so far was delivered or given up on.
+
+        Waits up to `timeout` seconds (`drain_timeout` by default); returns False when
+        that ran out first, for example because a notifier hangs.
+        """
+        return self.delivery.flush(self.drain_timeout if timeout is None else timeout)
+
     def close(self, timeout: float | None = None) -> bool:
         """Stop watching, deliver what is queued (up to `drain_timeout`), stop the workers.
 
