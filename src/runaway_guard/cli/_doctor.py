@@ -321,7 +321,12 @@ def doctor(
         width = max(len(f.line) for f in findings)
         for f in findings:
             style = {"ok": "green", "warn": "yellow"}.get(f.verdict, "bold red")
-            out.print(f"  [{style}]{f.verdict:>4}[/{style}]  {f.line:<{width}}  {f.detail}")
+            # One line per finding, never wrapped: CI logs are searched with grep.
+            out.print(
+                f"  [{style}]{f.verdict:>4}[/{style}]  {f.line:<{width}}  {f.detail}",
+                soft_wrap=True,
+                markup=True,
+            )
             if f.verdict == "FAIL":
                 failures.append(f"{subject.split(' (', maxsplit=1)[0]}: {f.line}")
 
