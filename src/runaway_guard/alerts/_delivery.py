@@ -144,6 +144,11 @@ class Delivery(Generic[T]):
                 self._track(-1)
 
     def _fan_out(self, item: T) -> None:
+        if self._outboxes and all(box.full() for box in self._outboxes):
+            # Every notifier is backed up (one hangs): drop before building and claiming
+            # the alert, so a flood costs this thread, and the GIL, next to nothing.
+            self._drop("every notifier's queue is full", None)
+            return
         try:
             alert = self.prepare(item)
         except Exception:

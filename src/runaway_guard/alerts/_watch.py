@@ -34,6 +34,7 @@ from runaway_guard._money import format_amount
 from runaway_guard.alerts._alert import Alert, AlertKind, Severity, describe_counter, host_name
 from runaway_guard.alerts._delivery import Delivery
 from runaway_guard.alerts._notifiers import Notifier
+from runaway_guard.ledger import CounterState, HoldLine
 
 if TYPE_CHECKING:
     from runaway_guard._guard import Guard
@@ -169,43 +170,58 @@ class Alerts:
             seen = self._seen
             for line, state in event.counters:
                 limit = line.limit
-                if limit is None or limit <= 0:
-                    continue  # a tracking counter, or a zero budget that admits nothing
+                if limit is None:
+                    continue  # a counter that only tracks
                 entry = seen.get(line.key)
                 if entry is None:
-                    entry = self._entry(line.key)
-                thresholds, index = entry
-                if index < len(thresholds) and state.settled * 100 >= thresholds[index] * limit:
-                    while index < len(thresholds) and state.settled * 100 >= (
-                        thresholds[index] * limit
-                    ):
-                        self.delivery.submit(
-                            _Crossing(
-                                line.key,
-                                line.unit,
-                                state.settled,
-                                state.held,
-                                limit,
-                                line.expires,
-                                thresholds[index],
-                                event.at,
-                                event.contract,
-                                event.run,
-                            )
-                        )
-                        index += 1
-                    entry[1] = index
+                    entry = self._entry(line.key, limit)
+                # Below the next threshold's amount, under the same limit: nothing to do.
+                # This line is all a settle costs once its budgets are known.
+                if state.settled < entry[0] and limit == entry[1]:
+                    continue
+                self._crossed(event, line, state, entry, limit)
             return
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)
 
-    def _entry(self, key: str) -> list[Any]:
+    def _entry(self, key: str, limit: int) -> list[Any]:
+        """``[trigger, limit, next index, thresholds]`` for a counter seen the first time."""
         if len(self._seen) >= _CACHE_LIMIT:
             self._seen.clear()  # the ledger's marks still deduplicate
-        entry: list[Any] = [self.thresholds_for(key), 0]
+        thresholds = self.thresholds_for(key)
+        entry: list[Any] = [_trigger(thresholds, 0, limit), limit, 0, thresholds]
         self._seen[key] = entry
         return entry
+
+    def _crossed(
+        self, event: Settled, line: HoldLine, state: CounterState, entry: list[Any], limit: int
+    ) -> None:
+        _, _, index, thresholds = entry
+        # settled * 100 >= percent * limit, in integers: no rounding at the boundary.
+        while (
+            limit > 0
+            and index < len(thresholds)
+            and state.settled * 100 >= thresholds[index] * limit
+        ):
+            self.delivery.submit(
+                _Crossing(
+                    line.key,
+                    line.unit,
+                    state.settled,
+                    state.held,
+                    limit,
+                    line.expires,
+                    thresholds[index],
+                    event.at,
+                    event.contract,
+                    event.run,
+                )
+            )
+            index += 1
+        entry[0] = _trigger(thresholds, index, limit)
+        entry[1] = limit
+        entry[2] = index
 
     def _on_refused(self, event: CallRefused) -> None:
         error = event.error
@@ -534,6 +550,13 @@ def check_selector(selector: str) -> str:
             f"{', '.join(sorted(_PERIODS))}"
         )
     return selector
+
+
+def _trigger(thresholds: tuple[int, ...], index: int, limit: int) -> float:
+    """The smallest settled amount that reaches ``thresholds[index]`` of `limit`."""
+    if index >= len(thresholds) or limit <= 0:
+        return math.inf  # all crossed, or a zero budget that admits nothing
+    return -(-thresholds[index] * limit // 100)
 
 
 def _contract_of(event: _Quiet) -> str:

@@ -150,13 +150,13 @@ def _print(
             "scope", overflow="fold", min_width=min(max(len(b.scope) for b in budgets), 36)
         )
         table.add_column(
-            "window", overflow="fold", min_width=min(max(len(b.window) for b in budgets), 20)
+            "window", overflow="fold", min_width=min(max(len(b.window) for b in budgets), 26)
         )
         table.add_column("spent", justify="right", no_wrap=True)
         table.add_column("held", justify="right", no_wrap=True)
         table.add_column("limit", justify="right", no_wrap=True)
         table.add_column("fill", no_wrap=True)
-        table.add_column("resets", no_wrap=True)
+        table.add_column("resets", no_wrap=True, min_width=11)
         for b in budgets:
             end = _window_end(s, b.window, now)
             fill = b.fill
