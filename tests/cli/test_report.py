@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 import runaway_guard as rg
+from runaway_guard.cli._report import spend_by
+from runaway_guard.ledger import SpendRecord
 from runaway_guard.testing import FakeClock
 from tests.cli.conftest import line_with, run
 
@@ -154,9 +159,7 @@ def test_json_has_rows_and_a_total(seeded: str) -> None:
     )
 
 
-def test_hours_are_local_to_the_configured_time_zone(seeded: str, scratch: object) -> None:
-    from pathlib import Path
-
+def test_hours_are_local_to_the_configured_time_zone(seeded: str, scratch: Path) -> None:
     Path("runaway-guard.toml").write_text('timezone = "Asia/Kolkata"\n')  # UTC+05:30
     output = report(
         seeded, "--by", "hour", "--since", "2026-11-23 05:00", "--until", "2026-11-23 07:00"
@@ -185,3 +188,18 @@ def test_too_many_hours_asks_for_days(seeded: str) -> None:
     result = run("report", "--ledger", seeded, "--by", "hour", "--since", "90d")
     assert 2 == result.exit_code
     assert "use --by day or a shorter --since" in result.stderr
+
+
+def test_the_hour_repeated_when_clocks_fall_back_is_two_buckets() -> None:
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    since = datetime(2026, 10, 25, tzinfo=amsterdam).timestamp()
+    first_two_am = since + 2 * 3600  # 02:00 CEST, 00:00 UTC
+    rows = [
+        SpendRecord(first_two_am + 60, "h1", "c1", "a", "r", 1, 10, 10, 0, "settled"),
+        SpendRecord(first_two_am + 3600 + 60, "h2", "c2", "a", "r", 1, 10, 10, 0, "settled"),
+    ]
+    buckets, _ = spend_by(rows, by="hour", since=since, until=since + 25 * 3600, tz=amsterdam)
+    assert 25 == len(buckets)  # the day has 25 hours
+    assert [("2026-10-25 02:00 CEST", 1), ("2026-10-25 02:00 CET", 1)] == [
+        (b.label, b.calls) for b in buckets[2:4]
+    ]

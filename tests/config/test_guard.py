@@ -165,3 +165,18 @@ def test_guards_without_a_file_ignore_declared_options() -> None:
         pytest.raises(rg.ContractError, match="has no price: pass price="),
     ):
         guard.contract("lookup", provider_cap="x", max_calls_per_run=5)
+
+
+def test_close_callbacks_run_before_the_ledger_closes_even_after_a_failure(
+    scratch: Path,
+) -> None:
+    guard = rg.Guard(f"sqlite:///{scratch / 'ledger.db'}")
+    seen: list[object] = []
+
+    def broken() -> None:
+        raise RuntimeError("flush failed")
+
+    guard.on_close(broken)
+    guard.on_close(lambda: seen.append(guard.ledger.list_counters()))  # the ledger still works
+    guard.close()
+    assert [[]] == seen

@@ -37,6 +37,7 @@ __all__ = [
     "operator_options",
     "parse_when",
     "session",
+    "sqlite_path",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -159,13 +160,19 @@ def session(
         guard.close()
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file a ``sqlite://`` URL names (options dropped), or None for other URLs."""
+    if not url.lower().startswith("sqlite://"):
+        return None
+    path = url.split("://", 1)[1].split("?", 1)[0][1:]
+    return Path(path) if path else None
+
+
 def _check_exists(url: str) -> None:
     # Opening a SQLite URL creates the file: a typo must not yield an empty ledger that
     # reports no spend, or a kill switch on a ledger no process reads.
-    if not url.lower().startswith("sqlite://"):
-        return
-    path = url.split("://", 1)[1].split("?", 1)[0][1:]
-    if path and not Path(path).exists():
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
         fail(
             f"no ledger at {path}: check --ledger, $RUNAWAY_GUARD_LEDGER or the configuration "
             f"file (ledger = 'sqlite:///...')"

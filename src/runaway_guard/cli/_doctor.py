@@ -25,7 +25,7 @@ from runaway_guard._money import Money
 from runaway_guard._policy import Retry
 from runaway_guard._price import PerCall, Price
 from runaway_guard.cli._app import app
-from runaway_guard.cli._common import make_console, operator_options
+from runaway_guard.cli._common import make_console, operator_options, sqlite_path
 from runaway_guard.config import Config, ContractConfig, load_config
 from runaway_guard.ledger import ledger_from_url, redact_url
 
@@ -372,7 +372,8 @@ def _setup_findings(config: Config, ledger_url: str | None) -> list[Finding]:
     found = [Finding("configuration loads", "ok", config.where)]
     url = config.ledger_url(explicit=ledger_url)
     shown = redact_url(url)
-    if url.lower().startswith("sqlite://") and not Path(url.split("://", 1)[1][1:]).exists():
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
         found.append(Finding("ledger opens", "warn", f"{shown}: no file yet (made at first use)"))
     else:
         try:

@@ -69,27 +69,32 @@ def spend_by(
     Hours and days cover [since, until) completely, empty buckets included, in time
     order; contracts, runs and tools come most expensive first.
     """
-    buckets: dict[str, Bucket] = {}
-    if by in ("hour", "day"):
+    timed = by in ("hour", "day")
+    # Time buckets are keyed by their start: the hour repeated when clocks fall back
+    # is two buckets with one wall-clock label.
+    buckets: dict[str | float, Bucket] = {}
+    if timed:
         for start in _starts(by, since, until, tz):
-            label = _label(by, start, tz)
-            buckets[label] = Bucket(label, start)
+            buckets[start] = Bucket(_label(by, start, tz), start)
     skipped = 0
     for row in rows:
-        if by in ("hour", "day"):
-            label = _label(by, row.ts, tz)
+        key: str | float
+        if timed:
+            key = _floor(by, row.ts, tz).timestamp()
         elif by == "contract":
-            label = row.contract
+            key = row.contract
         elif by == "run":
-            label = row.run
+            key = row.run
         elif row.contract.startswith(TOOL_PREFIX):
-            label = row.contract.removeprefix(TOOL_PREFIX)
+            key = row.contract.removeprefix(TOOL_PREFIX)
         else:
             skipped += 1
             continue
-        bucket = buckets.get(label)
+        bucket = buckets.get(key)
         if bucket is None:
-            bucket = buckets[label] = Bucket(label)
+            bucket = buckets[key] = (
+                Bucket(_label(by, row.ts, tz), float(key)) if timed else Bucket(str(key))
+            )
         bucket.spend += row.actual
         bucket.tokens += row.tokens
         if row.outcome == "corrected":
@@ -102,9 +107,22 @@ def spend_by(
         elif row.outcome == "reaped":
             bucket.reaped += 1
     found = list(buckets.values())
-    if by not in ("hour", "day"):
+    if timed:
+        found.sort(key=lambda b: b.start or 0.0)
+        _disambiguate(found, tz)
+    else:
         found.sort(key=lambda b: (-b.spend, -b.calls, b.label))
     return found, skipped
+
+
+def _disambiguate(buckets: list[Bucket], tz: ZoneInfo) -> None:
+    """Add the zone's abbreviation to labels that a DST change made appear twice."""
+    seen: dict[str, int] = {}
+    for bucket in buckets:
+        seen[bucket.label] = seen.get(bucket.label, 0) + 1
+    for bucket in buckets:
+        if seen[bucket.label] > 1 and bucket.start is not None:
+            bucket.label += f" {datetime.fromtimestamp(bucket.start, tz=tz):%Z}"
 
 
 def _floor(by: str, when: float, tz: ZoneInfo) -> datetime:

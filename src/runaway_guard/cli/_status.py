@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from runaway_guard._budget import Period, Unit, render_units, window_for
-from runaway_guard._guard import BudgetStatus
+from runaway_guard._guard import BudgetStatus, KillSwitch
 from runaway_guard.alerts import describe_counter
 from runaway_guard.cli._app import app
 from runaway_guard.cli._common import (
@@ -24,6 +25,18 @@ from runaway_guard.cli._common import (
     session,
 )
 from runaway_guard.ledger import HoldInfo, redact_url
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What `status` shows, read once from the ledger."""
+
+    now: float
+    budgets: list[BudgetStatus]
+    holds: list[HoldInfo]
+    kills: list[KillSwitch]
+    breakers: list[dict[str, Any]]
+
 
 _PERIODS = {p.value for p in Period if p not in (Period.RUN, Period.TOTAL)}
 
@@ -66,13 +79,17 @@ def status(
             if b.unit != Unit.SUCCESSES and (show_all or b.limit is not None)
         ]
         budgets.sort(key=lambda b: (-(b.fill or 0.0), b.key))
-        holds = [h for h in s.guard.ledger.holds() if h.status == "held"]
-        kills = s.guard.kill_switches()
-        breakers = _breakers(s, now)
+        snapshot = Snapshot(
+            now,
+            budgets,
+            [h for h in s.guard.ledger.holds() if h.status == "held"],
+            s.guard.kill_switches(),
+            _breakers(s, now),
+        )
         if fmt == "json":
-            emit_json(_as_json(s, now, budgets, holds, kills, breakers))
+            emit_json(_as_json(s, snapshot))
             return
-        _print(s, now, budgets, holds, kills, breakers)
+        _print(s, snapshot)
 
 
 def _window_end(s: Session, window: str, now: float) -> float | None:
@@ -103,14 +120,9 @@ def _units(s: Session, unit: str, amount: int) -> str:
     return render_units(Unit(unit), amount, s.guard.currency)
 
 
-def _print(
-    s: Session,
-    now: float,
-    budgets: list[BudgetStatus],
-    holds: list[HoldInfo],
-    kills: list[Any],
-    breakers: list[dict[str, Any]],
-) -> None:
+def _print(s: Session, snapshot: Snapshot) -> None:
+    now, budgets, holds = snapshot.now, snapshot.budgets, snapshot.holds
+    kills, breakers = snapshot.kills, snapshot.breakers
     out = s.console
     env = f", environment {s.guard.environment}" if s.guard.environment else ""
     out.print(
@@ -201,14 +213,10 @@ def _print(
         out.print("holds in flight: none")
 
 
-def _as_json(
-    s: Session,
-    now: float,
-    budgets: list[BudgetStatus],
-    holds: list[HoldInfo],
-    kills: list[Any],
-    breakers: list[dict[str, Any]],
-) -> dict[str, Any]:
+def _as_json(s: Session, snapshot: Snapshot) -> dict[str, Any]:
+    now, budgets, holds = snapshot.now, snapshot.budgets, snapshot.holds
+    kills, breakers = snapshot.kills, snapshot.breakers
+
     def amount(unit: str, value: int | None) -> str | int | None:
         if value is None:
             return None
