@@ -180,3 +180,24 @@ def test_close_callbacks_run_before_the_ledger_closes_even_after_a_failure(
     guard.on_close(lambda: seen.append(guard.ledger.list_counters()))  # the ledger still works
     guard.close()
     assert [[]] == seen
+
+
+def test_a_callable_notifier_is_imported_from_its_target(
+    scratch: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (scratch / "config_pager.py").write_text(
+        "sent = []\n\ndef page(alert):\n    sent.append(alert)\n"
+    )
+    monkeypatch.syspath_prepend(str(scratch))
+    text = ENRICH + '\n[[alerts.notifiers]]\ntype = "callable"\ntarget = "config_pager:page"\n'
+    with load_config(write(scratch, text)).guard(clock=clock) as guard:
+        guard.kill("contract:record-enrich", "drill")
+    import config_pager  # type: ignore[import-not-found]
+
+    assert ["kill switch engaged on contract:record-enrich"] == [a.title for a in config_pager.sent]
+
+
+def test_a_callable_target_that_does_not_import_is_named(scratch: Path) -> None:
+    text = ENRICH + '\n[[alerts.notifiers]]\ntype = "callable"\ntarget = "no_such_mod:page"\n'
+    with pytest.raises(rg.ConfigError, match=r"alerts.notifiers\[0\].target: cannot import"):
+        load_config(write(scratch, text)).guard()
