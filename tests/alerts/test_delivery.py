@@ -138,6 +138,7 @@ def test_a_notifier_that_hangs_adds_only_the_hand_off_to_paid_calls(
         receiver.wait_for(1)
         assert 1 == len(receiver.received)  # the notifier is stuck in its first delivery
         assert alerts.delivery.dropped > 0  # and its queue overflowed instead of blocking
-        assert slowest < 0.25, f"a guarded call took {slowest * 1000:.1f} ms"
+        # Generous: the machine is shared. The hang is 30 s; a call must not come near it.
+        assert slowest < 1.0, f"a guarded call took {slowest * 1000:.1f} ms"
         receiver.release.set()
         alerts.close(timeout=5.0)
