@@ -13,7 +13,7 @@ import time
 
 from benchmarks._report import Figure, render
 
-BENCHMARKS = ("overhead",)
+BENCHMARKS = ("overhead", "alerts")
 
 
 def main() -> int:

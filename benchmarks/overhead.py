@@ -1,6 +1,7 @@
 """What the guard adds to a call: memory and SQLite ledgers against tenacity.
 
-Run: ``python -m benchmarks.overhead`` (``--quick`` for fewer rounds).
+Run: ``python -m benchmarks.overhead`` (``--quick`` for fewer rounds, ``--alerts`` to
+watch every guard with `rg.Alerts` and default thresholds, as a configured app would).
 
 Prints, in one run: a bare call, a guarded no-op on the memory ledger and on SQLite, a
 no-op under tenacity's ``Retrying(stop=stop_after_attempt(5))``, the ratios, and the
@@ -42,8 +43,10 @@ def _noop() -> None:
     return None
 
 
-def _guarded(url: str) -> tuple[rg.Guard, Callable[[], None]]:
+def _guarded(url: str, alerts: bool = False) -> tuple[rg.Guard, Callable[[], None]]:
     guard = rg.Guard(url)
+    if alerts:  # thresholds checked on every settle; the caps below are never reached
+        rg.Alerts(guard, [rg.alerts.Log("benchmarks.alerts")])
     contract = guard.contract(
         "bench",
         price="$0.000001",
@@ -54,8 +57,8 @@ def _guarded(url: str) -> tuple[rg.Guard, Callable[[], None]]:
     return guard, contract(_noop)
 
 
-def _hold_latency_us(url: str, holds: int, rounds: int) -> float:
-    guard, _ = _guarded(url)
+def _hold_latency_us(url: str, holds: int, rounds: int, alerts: bool = False) -> float:
+    guard, _ = _guarded(url, alerts)
     contract = guard.contracts["bench"]
     samples = []
     with guard.run("bench"):
@@ -81,7 +84,7 @@ def _fill_spend_log(path: Path, rows: int) -> None:
         )
 
 
-def measure(quick: bool) -> list[Figure]:
+def measure(quick: bool, alerts: bool = False) -> list[Figure]:
     calls = 5_000 if quick else 20_000
     sqlite_calls = 1_000 if quick else 4_000
     rounds = 3 if quick else 7
@@ -91,11 +94,11 @@ def measure(quick: bool) -> list[Figure]:
     retrying = Retrying(stop=stop_after_attempt(5))
     tenacity = _per_call_us(lambda: retrying(_noop), calls, rounds)
     with tempfile.TemporaryDirectory() as folder:
-        guard, guarded = _guarded("memory://")
+        guard, guarded = _guarded("memory://", alerts)
         with guard.run("bench"):
             memory = _per_call_us(guarded, calls, rounds)
         sqlite_url = f"sqlite:///{Path(folder) / 'bench.db'}"
-        guard, guarded = _guarded(sqlite_url)
+        guard, guarded = _guarded(sqlite_url, alerts)
         with guard.run("bench"):
             sqlite = _per_call_us(guarded, sqlite_calls, rounds)
         guard.close()
@@ -104,8 +107,8 @@ def measure(quick: bool) -> list[Figure]:
         full_path = Path(folder) / "full.db"
         rg.Guard(f"sqlite:///{full_path}").close()
         _fill_spend_log(full_path, history)
-        hold_empty = _hold_latency_us(empty_url, sqlite_calls, rounds)
-        hold_full = _hold_latency_us(f"sqlite:///{full_path}", sqlite_calls, rounds)
+        hold_empty = _hold_latency_us(empty_url, sqlite_calls, rounds, alerts)
+        hold_full = _hold_latency_us(f"sqlite:///{full_path}", sqlite_calls, rounds, alerts)
 
     tenacity_overhead = tenacity - bare
     memory_overhead = memory - bare
@@ -157,8 +160,10 @@ def measure(quick: bool) -> list[Figure]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--alerts", action="store_true", help="watch each guard with rg.Alerts")
     args = parser.parse_args()
-    print(render(TITLE, measure(args.quick)))
+    title = TITLE + (", with alerts" if args.alerts else "")
+    print(render(title, measure(args.quick, args.alerts)))
 
 
 if __name__ == "__main__":

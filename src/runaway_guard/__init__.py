@@ -14,7 +14,7 @@ Money('$0.55')
 
 import logging as _logging
 
-from runaway_guard import agents, ledger, patterns, testing
+from runaway_guard import agents, alerts, config, ledger, patterns, testing
 from runaway_guard._budget import Budget, Period, Unit
 from runaway_guard._classify import Failure, Kind, classify
 from runaway_guard._clock import Clock, SystemClock
@@ -64,6 +64,8 @@ from runaway_guard._policy import Breaker, Charge, Retry
 from runaway_guard._price import Call, Cost, Dynamic, PerCall, Price
 from runaway_guard._runs import Run
 from runaway_guard._version import __version__
+from runaway_guard.alerts import Alerts
+from runaway_guard.config import Config, load_config
 from runaway_guard.ledger import Ledger, ledger_from_url, register_ledger
 from runaway_guard.patterns import (
     Codec,
@@ -76,6 +78,7 @@ from runaway_guard.patterns import (
 )
 
 __all__ = [
+    "Alerts",
     "AnomalyTripped",
     "AttemptRecord",
     "Breaker",
@@ -91,6 +94,7 @@ __all__ = [
     "Clock",
     "Codec",
     "ConcurrencyLimitReached",
+    "Config",
     "ConfigError",
     "Contract",
     "ContractError",
@@ -143,10 +147,13 @@ __all__ = [
     "Unit",
     "__version__",
     "agents",
+    "alerts",
     "classify",
+    "config",
     "declare_contract",
     "ledger",
     "ledger_from_url",
+    "load_config",
     "parse_money",
     "patterns",
     "register_ledger",

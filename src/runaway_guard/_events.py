@@ -2,7 +2,9 @@
 
 Listeners are plain callables (`EventListener`). A listener that raises is logged and
 ignored: an event never breaks or blocks a paid call. Listeners run on the calling
-thread, so a slow one must hand work off (the alert notifiers do).
+thread, so a slow one must hand work off (the alert notifiers do). Events are plain
+slotted dataclasses, not frozen ones, because `Settled` is built on every call when
+anyone listens; treat them as read-only.
 """
 
 from __future__ import annotations
@@ -34,14 +36,14 @@ __all__ = [
 logger = logging.getLogger("runaway_guard")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """Base class of every event. `at` is the guard clock's time (epoch seconds)."""
 
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Settled(Event):
     """An attempt ended and was charged. `counters` are the touched budgets afterwards."""
 
@@ -55,14 +57,14 @@ class Settled(Event):
     counters: tuple[tuple[HoldLine, CounterState], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallRefused(Event):
     contract: str
     run: str
     error: Exception
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CostAboveEstimate(Event):
     """The actual cost came out above the worst-case estimate; the actual was recorded."""
 
@@ -73,7 +75,7 @@ class CostAboveEstimate(Event):
     currency: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HoldReaped(Event):
     """A hold's holder vanished; it was charged at its estimate."""
 
@@ -81,32 +83,32 @@ class HoldReaped(Event):
     currency: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KillSwitchSet(Event):
     scope: str
     reason: str
     by: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KillSwitchCleared(Event):
     scope: str
     by: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BreakerOpened(Event):
     contract: str
     failures: int
     until: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BreakerClosed(Event):
     contract: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AnomalyTripped(Event):
     """Calls in the current hour passed the declared expectation times the factor."""
 
@@ -116,7 +118,7 @@ class AnomalyTripped(Event):
     factor: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RetryScheduled(Event):
     contract: str
     attempt: int
@@ -124,7 +126,7 @@ class RetryScheduled(Event):
     kind: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RetriesGaveUp(Event):
     contract: str
     attempts: int

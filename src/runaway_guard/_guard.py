@@ -41,7 +41,7 @@ from runaway_guard._control import (
     set_kill,
     who,
 )
-from runaway_guard._errors import ContractError
+from runaway_guard._errors import ConfigError, ContractError
 from runaway_guard._events import (
     Dispatcher,
     Event,
@@ -125,6 +125,9 @@ class Guard(GuardPatterns):
         environment: which caps contracts apply (``"dev"``, ``"staging"``, ``"prod"``):
             a contract's ``environments={"dev": {...}}`` entry replaces its caps when the
             guard runs in that environment. Defaults to ``$RUNAWAY_GUARD_ENV``.
+        declared: contract options declared outside the code, by contract name (a config
+            file's ``[contracts.NAME]``): they win over the options `contract` is called
+            with, so an operator can change a cap without a code change.
 
     The amplifier patterns (`map`, `poll`, `reconnect`, `job`, `fallback`, `idempotent`)
     are mixed in from `runaway_guard.patterns`.
@@ -141,6 +144,7 @@ class Guard(GuardPatterns):
         budgets: Sequence[Budget] = (),
         reap_every: float = 60.0,
         environment: str | None = None,
+        declared: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self._owns_ledger = not isinstance(ledger, Ledger)
         if ledger is None:
@@ -169,13 +173,17 @@ class Guard(GuardPatterns):
         self._process_lock = threading.Lock()
         self._contracts: dict[str, Contract] = {}
         self._last_reap = float("-inf")
+        self.declared: dict[str, Mapping[str, Any]] = dict(declared or {})
+        self.declared_in = ""
+        """Where `declared` came from (a config file's path), named in errors."""
+        self._on_close: list[Callable[[], object]] = []
 
     # -- contracts ---------------------------------------------------------------------------------
     def contract(
         self,
         name: str,
         *,
-        price: Any,
+        price: Any = None,
         provider_cap: str | None = None,
         max_calls_per_run: int | None = None,
         max_per_run: MoneyLike | None = None,
@@ -200,9 +208,14 @@ class Guard(GuardPatterns):
     ) -> Contract:
         """Declare a paid call site and bind it to this guard.
 
+        Options declared for `name` outside the code (`declared`, from a config file)
+        win over the ones given here; a contract declared in full there needs only its
+        name: ``guard.contract("record-enrich")``.
+
         Args:
             name: the call site's name; it keys the contract's counters in the ledger.
-            price: ``"$0.002"`` per call, a `Price`, or ``f(call) -> amount`` (estimate).
+            price: ``"$0.002"`` per call, a `Price`, or ``f(call) -> amount`` (estimate);
+                required here unless declared outside the code.
             provider_cap: required: where the matching hard cap is set at the provider.
             max_calls_per_run: an integer bound on attempts per run.
             max_per_run: money per run; derived as calls x price when omitted.
@@ -226,30 +239,54 @@ class Guard(GuardPatterns):
         Raises:
             ContractError: what is wrong with the declaration, and how to fix it.
         """
-        spec = declare_contract(
-            name,
-            price=price,
-            provider_cap=provider_cap,
-            max_calls_per_run=max_calls_per_run,
-            max_per_run=max_per_run,
-            max_tokens_per_run=max_tokens_per_run,
-            max_calls_per_hour=max_calls_per_hour,
-            max_per_hour=max_per_hour,
-            max_calls_per_day=max_calls_per_day,
-            max_per_day=max_per_day,
-            max_tokens_per_day=max_tokens_per_day,
-            max_per_month=max_per_month,
-            budgets=tuple(budgets),
-            concurrency=concurrency,
-            retry=retry,
-            charge=charge,
-            breaker=breaker,
-            hold_lease=hold_lease,
-            expected_calls_per_hour=expected_calls_per_hour,
-            anomaly_factor=anomaly_factor,
-            environments=environments,
-            environment=self.environment,
-        )
+        options: dict[str, Any] = {
+            "price": price,
+            "provider_cap": provider_cap,
+            "max_calls_per_run": max_calls_per_run,
+            "max_per_run": max_per_run,
+            "max_tokens_per_run": max_tokens_per_run,
+            "max_calls_per_hour": max_calls_per_hour,
+            "max_per_hour": max_per_hour,
+            "max_calls_per_day": max_calls_per_day,
+            "max_per_day": max_per_day,
+            "max_tokens_per_day": max_tokens_per_day,
+            "max_per_month": max_per_month,
+            "budgets": tuple(budgets),
+            "concurrency": concurrency,
+            "queue_timeout": queue_timeout,
+            "retry": retry,
+            "charge": charge,
+            "breaker": breaker,
+            "hold_lease": hold_lease,
+            "expected_calls_per_hour": expected_calls_per_hour,
+            "anomaly_factor": anomaly_factor,
+            "environments": environments,
+        }
+        declared = self.declared.get(name)
+        if declared is not None:
+            unknown = sorted(set(declared) - set(options))
+            if unknown:
+                raise ContractError(
+                    f"declared options of contract {name!r} include {unknown}, which "
+                    f"contract() does not take; known: {', '.join(sorted(options))}"
+                )
+            options = _merge_options(options, declared)
+        queue_timeout = options.pop("queue_timeout")
+        if options["price"] is None:
+            where = f" or in [contracts.{name}] of {self.declared_in}" if self.declared_in else ""
+            raise ContractError(
+                f"contract {name!r} has no price: pass price='$0.002' (per call), a Price, "
+                f"or a function of the call{where}"
+            )
+        try:
+            spec = declare_contract(name, **options, environment=self.environment)
+        except ContractError as exc:
+            if declared is None or not self.declared_in:
+                raise
+            raise ConfigError(
+                f"{exc} (contract {name!r} merges the code's options with "
+                f"[contracts.{name}] in {self.declared_in})"
+            ) from exc
         return self.bind(spec, queue_timeout=queue_timeout, idempotency=idempotency)
 
     def bind(
@@ -455,8 +492,18 @@ class Guard(GuardPatterns):
         self._events.emit(event)
 
     # -- lifecycle ---------------------------------------------------------------------------------
+    def on_close(self, callback: Callable[[], object]) -> None:
+        """Call `callback` when the guard closes, before its ledger is (alerts flush here)."""
+        self._on_close.append(callback)
+
     def close(self) -> None:
-        """Close the ledger if this guard opened it from a URL."""
+        """Run the `on_close` callbacks, then close the ledger if this guard opened it."""
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # closing must not stop at the first failure
+                logger.exception("runaway-guard: a close callback failed")
         if self._owns_ledger:
             self.ledger.close()
 
@@ -625,6 +672,29 @@ class Contract(ContractPatterns):
 
     def __repr__(self) -> str:
         return f"Contract({self.name!r})"
+
+
+def _merge_options(code: dict[str, Any], declared: Mapping[str, Any]) -> dict[str, Any]:
+    """The code's contract options with the declared ones on top (they win).
+
+    Budgets are matched by (unit, window, scope): a declared budget replaces the code's
+    budget of the same identity and adds to the others. Environments merge per
+    environment and per cap.
+    """
+    merged = dict(code)
+    for option, value in declared.items():
+        if option == "budgets":
+            mine = {(b.unit, b.per, b.scope): b for b in merged["budgets"]}
+            mine.update({(b.unit, b.per, b.scope): b for b in value})
+            merged["budgets"] = tuple(mine.values())
+        elif option == "environments":
+            envs = {env: dict(caps) for env, caps in (merged["environments"] or {}).items()}
+            for env, caps in value.items():
+                envs.setdefault(env, {}).update(caps)
+            merged["environments"] = envs
+        else:
+            merged[option] = value
+    return merged
 
 
 def _rates(rates: Mapping[str, Decimal | str] | None) -> dict[str, Decimal]:
