@@ -167,8 +167,9 @@ class Toolbox:
                     f"tool {name!r} needs a per-ticket cap: max_per_run= (money) or "
                     "max_calls_per_run= (calls)"
                 )
+            # Named tool:NAME so reports can group spend by tool (`report --by tool`).
             contract = self.guard.contract(
-                name,
+                f"tool:{name}",
                 price=price,
                 provider_cap=provider_cap
                 or f"none: agent tool {name!r} is capped per ticket in code only",
