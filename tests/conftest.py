@@ -41,3 +41,14 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def guard(ledger_url: str, clock: FakeClock) -> Iterator[rg.Guard]:
     with rg.Guard(ledger_url, clock=clock) as guard:
         yield guard
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_sdk_tracing() -> None:
+    """The Agents SDK exports traces to OpenAI by default; no test touches the network
+    (the docs' examples run the SDK too, so this applies to every test)."""
+    try:
+        from agents import set_tracing_disabled
+    except ImportError:  # pragma: no cover - the test extra installs it
+        return
+    set_tracing_disabled(True)

@@ -21,13 +21,3 @@ def eur(clock: FakeClock) -> Iterator[rg.Guard]:
 @pytest.fixture
 def toolbox(eur: rg.Guard) -> agents.Toolbox:
     return agents.Toolbox(eur)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _no_sdk_tracing() -> None:
-    """The Agents SDK exports traces to OpenAI by default; tests never touch the network."""
-    try:
-        from agents import set_tracing_disabled
-    except ImportError:  # pragma: no cover - the test extra installs it
-        return
-    set_tracing_disabled(True)
