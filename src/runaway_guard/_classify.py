@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 from runaway_guard._errors import GuardRefused, NonRetriableError
 
@@ -134,7 +133,7 @@ def status_code_of(exc: BaseException) -> int | None:
     return None
 
 
-def _headers_of(exc: BaseException) -> Mapping[str, Any] | None:
+def _headers_of(exc: BaseException) -> Headers | None:
     for holder in (getattr(exc, "response", None), exc):
         headers = getattr(holder, "headers", None)
         if headers is not None and hasattr(headers, "get"):
@@ -142,7 +141,13 @@ def _headers_of(exc: BaseException) -> Mapping[str, Any] | None:
     return None
 
 
-def retry_after_seconds(headers: Mapping[str, Any] | None, now: float) -> float | None:
+class Headers(Protocol):
+    """Anything with a case-insensitive-ish ``get``: httpx, requests, email.message."""
+
+    def get(self, name: str, /) -> Any: ...
+
+
+def retry_after_seconds(headers: Headers | None, now: float) -> float | None:
     """Seconds to wait from ``retry-after-ms``, ``Retry-After`` (seconds or HTTP date)."""
     if headers is None:
         return None
@@ -170,7 +175,7 @@ def retry_after_seconds(headers: Mapping[str, Any] | None, now: float) -> float 
     return value if value >= 0 and math.isfinite(value) else None
 
 
-def _header(headers: Mapping[str, Any], name: str) -> str | None:
+def _header(headers: Headers, name: str) -> str | None:
     value = headers.get(name)
     if value is None:
         value = headers.get(name.title())

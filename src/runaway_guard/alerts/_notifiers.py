@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from runaway_guard._classify import retry_after_seconds
 from runaway_guard._errors import ConfigError
 from runaway_guard._version import __version__
 from runaway_guard.alerts._alert import Alert, Severity
@@ -260,24 +260,11 @@ def post_json(
         raise DeliveryFailed(
             f"HTTP {status}" + (f": {answer}" if answer else ""),
             retriable=retriable,
-            retry_after=_retry_after(exc.headers.get("Retry-After")),
+            retry_after=retry_after_seconds(exc.headers, time.time()),
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         raise DeliveryFailed(f"{type(reason).__name__}: {reason}", retriable=True) from None
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max((parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds(), 0.0)
-    except (TypeError, ValueError):
-        return None
 
 
 def _check_url(url: object, what: str) -> str:
