@@ -176,6 +176,11 @@ class CallEffects(Resolver):
         self.region.sites.append(site)
         self.sites.append(site)
 
+    def _sdk_call(self, label: str) -> None:
+        """A call through a paid SDK that costs nothing by itself (a status poll)."""
+        if not self.region.sdk_label:
+            self.region.sdk_label = label
+
     def call_edge(self, func: FuncInfo) -> None:
         self.region.calls.append(func)
         func.callers.append((self.func, self.guarded > 0))
@@ -225,9 +230,9 @@ class CallEffects(Resolver):
 
     def _client_call(self, node: ast.Call, client: ClientValue) -> None:
         sdk, path = client.sdk, client.path
-        paid = bool(path) if sdk is None else sdk.is_paid(path)
+        paid = not client.response and (bool(path) if sdk is None else sdk.is_paid(path))
         if not paid:
-            self.region.sdk_calls += 1
+            self._sdk_call(site_label(sdk, path, client.label))
             return
         if (
             sdk is not None
@@ -257,7 +262,7 @@ class CallEffects(Resolver):
                 bound = self.output_bound(sdk, node) if sdk.is_llm(path) else True
                 self.site(node, site_label(sdk, path), client, bound)
             else:
-                self.region.sdk_calls += 1
+                self._sdk_call(site_label(sdk, path))
             return False
         if name in GATHERS:
             self._gather(node, name)
@@ -327,7 +332,7 @@ class CallEffects(Resolver):
         client's attributes count only when `handed` to something that calls them.
         """
         held = self.value(node) if held is None else held
-        if isinstance(held, ClientValue):
+        if isinstance(held, ClientValue) and not held.response:
             sdk, path = held.sdk, held.path
             if (handed and bool(path)) if sdk is None else sdk.is_paid(path):
                 self.site(node, site_label(sdk, path, held.label), held)
@@ -409,8 +414,7 @@ class CallEffects(Resolver):
         elif isinstance(iterable, ast.Name):
             held = self.lookup(iterable.id)
             if isinstance(held, PaidListValue) and not held.started:
-                held.fan.node = node
-                self.fans.append(held.fan)
+                self.fans.append(FanOut(node, "gather", held.region, held.bounded, held.limited))
         else:
             self.expr(iterable)
 
@@ -457,13 +461,20 @@ class CallEffects(Resolver):
         region = self.push()
         self.expr(item)
         self.pop()
-        if type(held) is PaidListValue:
-            held.fan.region.absorb(region)
+        if isinstance(held, PaidListValue):
+            held.region.absorb(region)
             held.started = held.started or started
         else:
-            fan = FanOut(node, "gather", region, False, self._limiting_args(item))
-            self.bind(name, PaidListValue(fan, started))
+            self.bind(name, PaidListValue(region, False, self._limiting_args(item), started))
         return True
+
+    def collect(self, name: str, node: ast.ListComp | ast.GeneratorExp | ast.SetComp) -> None:
+        """``tasks = [paid(x) for x in items]``: a list a later gather fans out."""
+        region = self.push()
+        bounded = self.comprehension(node)
+        self.pop()
+        started = isinstance(node.elt, ast.Call) and self._starts_task(node.elt)
+        self.bind(name, PaidListValue(region, bounded, self._limiting_args(node.elt), started))
 
     def _starts_task(self, node: ast.Call) -> bool:
         func = node.func

@@ -39,7 +39,7 @@ _FIELD_NAMES = {
 class _Summary:
     sites: list[Site] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
-    sdk: bool = False
+    sdk: str = ""
     sleeps: bool = False
 
     def add(self, sites: Iterable[Site]) -> None:
@@ -106,7 +106,7 @@ class Checker:
         summary = self._summaries.get(key)
         if summary is not None:
             return summary
-        summary = _Summary(sdk=func.region.sdk_calls > 0, sleeps=func.region.sleeps)
+        summary = _Summary(sdk=func.region.sdk_label, sleeps=func.region.sleeps)
         summary.add(func.region.sites)
         self._summaries[key] = summary  # a recursive call sees what is known so far
         for callee in func.region.calls:
@@ -117,7 +117,7 @@ class Checker:
         return summary
 
     def _region(self, region: Region) -> _Summary:
-        summary = _Summary(sdk=region.sdk_calls > 0, sleeps=region.sleeps)
+        summary = _Summary(sdk=region.sdk_label, sleeps=region.sleeps)
         summary.add(region.sites)
         for callee in region.calls:
             inner = self._summary(callee)
@@ -150,16 +150,17 @@ class Checker:
         sites = summary.sites
         header = loop.node.test if isinstance(loop.node, ast.While) else loop.node.iter
         if (is_while or loop.infinite_for) and not loop.bounded:
-            polls = summary.sleeps and (bool(sites) or summary.sdk)
+            polls = summary.sleeps and (bool(sites) or bool(summary.sdk))
             if polls and not loop.deadline:
-                self._add(loop.node, "RG007", _poll_message(sites), header)
+                polled = sites[0].label if sites else summary.sdk
+                self._add(loop.node, "RG007", _poll_message(polled), header)
                 self._swallowed(loop)
             elif sites and not polls:
                 self._add(loop.node, "RG001", _unbounded_message(loop, sites[0]), header)
                 self._swallowed(loop)
-        if is_while or loop.retry_shape:
+        if loop.retry_shape:
             for handler in loop.handlers:
-                if not handler.loops_again:
+                if not handler.retries:
                     continue
                 body = self._region(handler.body).sites
                 if not body:
@@ -384,10 +385,9 @@ def _unbounded_message(loop: LoopRecord, site: Site) -> str:
     )
 
 
-def _poll_message(sites: list[Site]) -> str:
-    what = f" ({sites[0].label})" if sites else ""
+def _poll_message(polled: str) -> str:
     return (
-        f"polling loop{what} has no deadline: stop at a deadline (time.monotonic() >= "
+        f"polling loop ({polled}) has no deadline: stop at a deadline (time.monotonic() >= "
         "deadline) or loop `for _ in range(MAX_POLLS)`"
     )
 

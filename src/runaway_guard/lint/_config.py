@@ -13,7 +13,8 @@ exclude = ["tests/fixtures"]
 limiters = ["acme.limits.Limiter"]
 ```
 
-A ``runaway-guard.toml`` with a ``[lint]`` table works the same way.
+A ``runaway-guard.toml`` with a ``[lint]`` table works the same way, and so does any
+file given with ``--config``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ __all__ = ["CONTRACT_FIELDS", "LintConfig", "find_config", "load_config", "parse
 
 CONTRACT_FIELDS = ("unit-cost", "max-calls", "max-per-run", "provider-cap")
 
-# Per-rule options: rule id -> option -> (attribute, kind)
+# Per-rule options: rule id -> option name -> LintConfig attribute
 _RULE_OPTIONS: dict[str, dict[str, str]] = {
     "RG003": {"limiters": "limiters", "chunkers": "chunkers"},
     "RG007": {"sleeps": "sleeps"},
@@ -173,12 +174,12 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _lint_table(path: Path, document: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    if path.name == "runaway-guard.toml":
+    """``[tool.runaway-guard.lint]``, or ``[lint]`` in a file that is not a pyproject.toml."""
+    table = document.get("tool", {}).get("runaway-guard", {}).get("lint")
+    where = "[tool.runaway-guard.lint]"
+    if table is None and path.name != "pyproject.toml":
         table = document.get("lint")
         where = "[lint]"
-    else:
-        table = document.get("tool", {}).get("runaway-guard", {}).get("lint")
-        where = "[tool.runaway-guard.lint]"
     if table is None:
         return None
     if not isinstance(table, Mapping):

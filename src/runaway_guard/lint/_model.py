@@ -62,6 +62,8 @@ class ClientValue:
         line: where the client was built (0 when it came from an annotation).
         guarded: built with a guarded HTTP client, so every call through it is guarded.
         label: how findings name it (``client``, ``self.client``).
+        response: it is what a paid call returned (a response, a stream, a prediction):
+            calls on it go through the SDK but buy nothing more.
     """
 
     sdk: Sdk | None
@@ -70,6 +72,7 @@ class ClientValue:
     line: int = 0
     guarded: bool = False
     label: str = "client"
+    response: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +150,20 @@ class ConditionValue:
     every: bool
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)
 class PaidListValue:
-    """A list of coroutines or tasks built in a loop, later gathered."""
+    """Coroutines or tasks collected in a list (a comprehension, appends in a loop).
 
-    fan: FanOut
+    Attributes:
+        region: what each item runs.
+        bounded: the items come from a bounded iterable.
+        limited: each item takes a limiter.
+        started: the items are tasks already running (the fan-out was where they started).
+    """
+
+    region: Region
+    bounded: bool
+    limited: bool
     started: bool = False
 
 
@@ -230,14 +242,14 @@ class Region:
 
     sites: list[Site] = field(default_factory=list)
     calls: list[FuncInfo] = field(default_factory=list)
-    sdk_calls: int = 0
+    sdk_label: str = ""  # the first call through a paid SDK that costs nothing (a poll)
     sleeps: bool = False
 
     def absorb(self, other: Region) -> None:
         """Add what `other` (a nested stretch) contains."""
         self.sites.extend(other.sites)
         self.calls.extend(other.calls)
-        self.sdk_calls += other.sdk_calls
+        self.sdk_label = self.sdk_label or other.sdk_label
         self.sleeps = self.sleeps or other.sleeps
 
 
@@ -253,6 +265,10 @@ class Handler:
         loops_again: does not end by leaving the loop.
         classified: re-raises depending on the exception, or an earlier clause of the
             same ``try`` lets specific errors out.
+        attempt_exits: the ``try`` (or its ``else``) leaves the loop when the work succeeds.
+        attempt_end: the last line of the ``try`` statement.
+        attempt_sets: names the ``try`` body assigns (a ``done = True`` flag).
+        retries: set when the loop closes: failing here runs the same work again.
     """
 
     node: ast.ExceptHandler
@@ -261,6 +277,10 @@ class Handler:
     swallows: bool
     loops_again: bool
     classified: bool
+    attempt_exits: bool = False
+    attempt_end: int = 0
+    attempt_sets: frozenset[str] = frozenset()
+    retries: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -273,7 +293,8 @@ class LoopRecord:
         bounded: a counter is compared with a limit (in the test or an exiting ``if``).
         deadline: a clock is compared with a deadline, or a timeout surrounds the loop.
         infinite_for: a ``for`` over ``itertools.count()`` or ``iter(f, sentinel)``.
-        retry_shape: a ``for`` over ``range``/``count`` that leaves on success.
+        retry_shape: a ``while``, or a ``for`` over ``range``/``count``/``Retrying``: a loop
+            that can run the same work again (its handlers say whether it does).
         handlers: ``except`` clauses directly inside the loop.
         retry: the tenacity/stamina policy a ``for attempt in Retrying(...)`` uses.
     """
@@ -389,4 +410,20 @@ class OpenLoop:
     handler_depth: int
     counters: set[str] = field(default_factory=set)
     tested: set[str] = field(default_factory=set)
-    success_exit: bool = False
+    assigned: set[str] = field(default_factory=set)
+    ordered: set[str] = field(default_factory=set)
+    exits: list[int] = field(default_factory=list)  # lines of break/return outside handlers
+
+    def settle_handlers(self) -> None:
+        """Mark the handlers whose failure runs the same work again (a retry)."""
+        for handler in self.record.handlers:
+            handler.retries = handler.loops_again and (
+                handler.attempt_exits
+                or any(line > handler.attempt_end for line in self.exits)
+                or bool(self.tested & handler.attempt_sets)
+            )
+
+    @property
+    def bounded(self) -> bool:
+        """A counter it steps is tested, or a value it moves is compared with a limit."""
+        return bool(self.counters & self.tested) or bool(self.assigned & self.ordered)

@@ -415,7 +415,7 @@ class Resolver:
         if sdk is None:
             return None
         if sdk.is_paid(path):
-            return replace(client, path=(), retries=None)
+            return replace(client, path=(), retries=None, response=True)
         retries = client.retries
         if attr in ("with_options", "copy"):
             retries = _retries(sdk, node, retries)

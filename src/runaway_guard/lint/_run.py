@@ -22,7 +22,16 @@ from runaway_guard.lint._config import LintConfig
 from runaway_guard.lint._sdks import module_needles
 from runaway_guard.lint._walk import Walker
 
-__all__ = ["FileError", "Finding", "Report", "check_source", "iter_files", "lint_paths"]
+__all__ = [
+    "FileError",
+    "FileResult",
+    "Finding",
+    "Report",
+    "check_source",
+    "iter_files",
+    "lint_file",
+    "lint_paths",
+]
 
 # Folders never worth linting when met while walking a tree (a path given by name is
 # always linted).
@@ -83,12 +92,15 @@ class Report:
         errors: files that could not be checked.
         files: how many files were read.
         lines: how many lines they had.
+        analysed: how many files mention a paid SDK (or a configured name) and so were
+            walked; every other file is parsed, and needs nothing more.
     """
 
     findings: list[Finding] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
     files: int = 0
     lines: int = 0
+    analysed: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -96,6 +108,16 @@ class Report:
         if self.errors:
             return 2
         return 1 if self.findings else 0
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """One file's outcome: its findings or why it was not checked, and its size."""
+
+    findings: list[Finding]
+    error: FileError | None
+    lines: int
+    analysed: bool
 
 
 def check_source(
@@ -109,10 +131,12 @@ def check_source(
     """
     config = LintConfig() if config is None else config
     tree = ast.parse(source, filename=path)
-    return _check_tree(tree, source, path, config)
+    return _check_tree(tree, source, path, config, _relevant(source, config))
 
 
-def _check_tree(tree: ast.Module, source: str, path: str, config: LintConfig) -> list[Finding]:
+def _check_tree(
+    tree: ast.Module, source: str, path: str, config: LintConfig, relevant: bool
+) -> list[Finding]:
     raw: list[tuple[int, int, int, int, str, str]] = []
     cache: list[Comments] = []
 
@@ -121,7 +145,7 @@ def _check_tree(tree: ast.Module, source: str, path: str, config: LintConfig) ->
             cache.append(read_comments(source))
         return cache[0]
 
-    if _relevant(source, config):
+    if relevant:
         walker = Walker(config)
         walker.run(tree)
         lowered_has_contract = CONTRACT_MARK in source.lower()
@@ -203,30 +227,32 @@ def read_source(data: bytes) -> str:
         return data.decode(encoding)
 
 
-def lint_file(
-    path: Path, config: LintConfig, label: str | None = None
-) -> tuple[list[Finding], FileError | None, int]:
+def lint_file(path: Path, config: LintConfig) -> FileResult:
     """Lint one file: its findings, or why it could not be checked, and its line count."""
-    shown = str(path) if label is None else label
+    shown = str(path)
     try:
         source = read_source(path.read_bytes())
     except OSError as exc:
-        return [], FileError(shown, 1, 1, f"cannot be read: {exc.strerror or exc}"), 0
+        error = FileError(shown, 1, 1, f"cannot be read: {exc.strerror or exc}")
+        return FileResult([], error, 0, False)
     except (UnicodeDecodeError, LookupError, SyntaxError) as exc:
-        return [], FileError(shown, 1, 1, f"cannot be decoded: {exc}"), 0
+        return FileResult([], FileError(shown, 1, 1, f"cannot be decoded: {exc}"), 0, False)
     lines = source.count("\n") + (not source.endswith("\n") and bool(source))
     try:
         tree = ast.parse(source, filename=shown)
     except SyntaxError as exc:
         message = f"does not parse: {exc.msg}; runaway-guard could not check this file"
-        return [], FileError(shown, exc.lineno or 1, exc.offset or 1, message), lines
+        error = FileError(shown, exc.lineno or 1, exc.offset or 1, message)
+        return FileResult([], error, lines, False)
     except (ValueError, RecursionError, MemoryError) as exc:
-        return [], FileError(shown, 1, 1, f"does not parse: {exc}"), lines
+        return FileResult([], FileError(shown, 1, 1, f"does not parse: {exc}"), lines, False)
+    relevant = _relevant(source, config)
     try:
-        return _check_tree(tree, source, shown, config), None, lines
+        findings = _check_tree(tree, source, shown, config, relevant)
     except RecursionError:
         message = "is nested too deeply for the linter to walk; it was not checked"
-        return [], FileError(shown, 1, 1, message), lines
+        return FileResult([], FileError(shown, 1, 1, message), lines, relevant)
+    return FileResult(findings, None, lines, relevant)
 
 
 def iter_files(paths: Iterable[Path], config: LintConfig) -> Iterator[Path]:
@@ -253,12 +279,13 @@ def lint_paths(paths: Iterable[Path], config: LintConfig | None = None) -> Repor
     config = LintConfig() if config is None else config
     report = Report()
     for file in iter_files(paths, config):
-        findings, error, lines = lint_file(file, config)
+        result = lint_file(file, config)
         report.files += 1
-        report.lines += lines
-        report.findings.extend(findings)
-        if error is not None:
-            report.errors.append(error)
+        report.lines += result.lines
+        report.analysed += result.analysed
+        report.findings.extend(result.findings)
+        if result.error is not None:
+            report.errors.append(result.error)
     report.findings.sort()
     report.errors.sort()
     return report

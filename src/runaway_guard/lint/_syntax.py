@@ -10,11 +10,14 @@ from runaway_guard.lint._resolve import Pending, Resolver, dotted
 __all__ = [
     "Comprehension",
     "always_leaves",
+    "compared_with_a_limit",
     "exit_kinds",
     "first_param",
     "is_range",
     "is_static",
     "leaves_anywhere",
+    "leaves_on_success",
+    "names_assigned",
     "names_read",
     "params",
     "remember",
@@ -81,6 +84,20 @@ def names_read(node: ast.expr) -> set[str]:
     return found
 
 
+def compared_with_a_limit(node: ast.expr) -> set[str]:
+    """Names on either side of an ordering comparison (``i < len(items)``, ``spent >= cap``)."""
+    found: set[str] = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.Compare) and any(
+            isinstance(op, (ast.Lt, ast.LtE, ast.Gt, ast.GtE)) for op in child.ops
+        ):
+            for operand in (child.left, *child.comparators):
+                name = dotted(operand)
+                if name is not None:
+                    found.add(name)
+    return found
+
+
 def exit_kinds(body: list[ast.stmt]) -> set[str]:
     """How a block may leave a loop: ``break``, ``return``, ``raise`` (nested ifs included)."""
     kinds: set[str] = set()
@@ -119,6 +136,37 @@ def leaves_anywhere(body: list[ast.stmt]) -> bool:
             continue
         pending.extend(ast.iter_child_nodes(node))
     return False
+
+
+def leaves_on_success(body: list[ast.stmt]) -> bool:
+    """Whether a block (a ``try`` body) leaves the loop with ``break`` or ``return``."""
+    pending: list[ast.AST] = list(body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.Break, ast.Return)):
+            return True
+        if isinstance(
+            node, (*_FUNCTIONS, ast.ClassDef, ast.Lambda, ast.For, ast.AsyncFor, ast.While)
+        ):
+            continue  # a break there leaves another loop; a return there another function
+        pending.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def names_assigned(body: list[ast.stmt]) -> frozenset[str]:
+    """Names (and dotted attributes) a block assigns: a ``done = True`` flag, say."""
+    found: set[str] = set()
+    for node in ast.walk(ast.Module(body=body, type_ignores=[])):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        for target in targets:
+            name = dotted(target)
+            if name is not None:
+                found.add(name)
+    return frozenset(found)
 
 
 def reraises_on(handler: ast.ExceptHandler) -> bool:

@@ -38,11 +38,14 @@ from runaway_guard.lint._resolve import catches_everything, dotted
 from runaway_guard.lint._syntax import (
     Comprehension,
     always_leaves,
+    compared_with_a_limit,
     exit_kinds,
     first_param,
     is_range,
     is_static,
     leaves_anywhere,
+    leaves_on_success,
+    names_assigned,
     names_read,
     params,
     reraises_on,
@@ -126,7 +129,6 @@ class Walker(Prescan):
     def _raise(self, node: ast.Raise) -> None:
         if node.exc is not None:
             self.expr(node.exc)
-        self._leave(loop_only=False)
 
     def _break(self, node: ast.Break) -> None:
         self._leave(loop_only=True)
@@ -152,6 +154,14 @@ class Walker(Prescan):
             self.block(case.body)
 
     def _assign_stmt(self, node: ast.Assign) -> None:
+        targets = node.targets
+        if (
+            isinstance(node.value, (ast.ListComp, ast.GeneratorExp, ast.SetComp))
+            and len(targets) == 1
+            and isinstance(targets[0], ast.Name)
+        ):
+            self.collect(targets[0].id, node.value)
+            return
         self.expr(node.value)
         held = self.value(node.value)
         for target in node.targets:
@@ -161,15 +171,12 @@ class Walker(Prescan):
         """Bind `target` to `held` (the value of `source`)."""
         if isinstance(target, ast.Name):
             name = target.id
-            if (
-                self.open_loops
-                and isinstance(source, ast.BinOp)
-                and isinstance(source.op, (ast.Add, ast.Sub))
-                and name in (dotted(source.left), dotted(source.right))
-            ):
-                self._count(name)
+            if self.open_loops:
+                self._moved(name, source)
             self.bind(name, held)
         elif isinstance(target, ast.Attribute):
+            if self.open_loops:
+                self._moved(dotted(target), source)
             base = target.value
             if (
                 held is not None
@@ -202,12 +209,25 @@ class Walker(Prescan):
         for loop in self.open_loops:
             loop.counters.add(name)
 
+    def _moved(self, name: str | None, source: ast.expr | None) -> None:
+        """Note an assignment in a loop: ``n = n + 1`` steps a counter; any other moves it."""
+        if name is None:
+            return
+        if (
+            isinstance(source, ast.BinOp)
+            and isinstance(source.op, (ast.Add, ast.Sub))
+            and name in (dotted(source.left), dotted(source.right))
+        ):
+            self._count(name)
+        for loop in self.open_loops:
+            loop.assigned.add(name)
+
     def _leave(self, *, loop_only: bool) -> None:
-        """Note a ``break`` (innermost loop) or ``return``/``raise`` (every loop)."""
+        """Note a ``break`` (innermost loop) or a ``return`` (every loop) outside handlers."""
         loops = self.open_loops[-1:] if loop_only else self.open_loops
         for loop in loops:
             if loop.handler_depth == self.handlers:
-                loop.success_exit = True
+                loop.exits.append(self.stmt_line)
 
     def _if(self, node: ast.If) -> None:
         self.expr(node.test)
@@ -215,10 +235,12 @@ class Walker(Prescan):
             kinds = exit_kinds(node.body) | exit_kinds(node.orelse)
             if kinds:
                 names = names_read(node.test)
+                ordered = compared_with_a_limit(node.test)
                 clock = self.reads_clock(node.test)
                 loops = self.open_loops if kinds - {"break"} else self.open_loops[-1:]
                 for loop in loops:
                     loop.tested |= names
+                    loop.ordered |= ordered
                     if clock:
                         loop.record.deadline = True
         compares = any(type(child) is ast.Compare for child in ast.walk(node.test))
@@ -248,12 +270,15 @@ class Walker(Prescan):
         test = node.test
         if not (type(test) is ast.Constant and test.value):
             loop.tested |= names_read(test)
+            loop.ordered |= compared_with_a_limit(test)
             if self.reads_clock(test):
                 record.deadline = True
         self.expr(test)
         self.block(node.body)
         self._close()
-        record.bounded = bool(loop.counters & loop.tested)
+        record.bounded = loop.bounded
+        record.retry_shape = True
+        loop.settle_handlers()
         self.block(node.orelse)
 
     def _for(self, node: ast.For | ast.AsyncFor) -> None:
@@ -274,10 +299,9 @@ class Walker(Prescan):
         self.block(node.body)
         self._close()
         if endless:
-            record.bounded = bool(loop.counters & loop.tested)
-        record.retry_shape = loop.success_exit and (
-            endless or record.retry is not None or is_range(node.iter, self)
-        )
+            record.bounded = loop.bounded
+        record.retry_shape = endless or record.retry is not None or is_range(node.iter, self)
+        loop.settle_handlers()
         self.block(node.orelse)
 
     def _with(self, node: ast.With | ast.AsyncWith) -> None:
@@ -306,6 +330,8 @@ class Walker(Prescan):
         self.block(node.body)
         self.pop()
         specific_exit = False
+        attempt_exits = leaves_on_success([*node.body, *node.orelse])
+        attempt_sets = names_assigned(node.body)
         for handler in node.handlers:
             self.push()
             self.handlers += 1
@@ -327,6 +353,9 @@ class Walker(Prescan):
                         swallows=not leaves_anywhere(handler.body),
                         loops_again=not ends,
                         classified=specific_exit or reraises_on(handler),
+                        attempt_exits=attempt_exits,
+                        attempt_end=node.end_lineno or node.lineno,
+                        attempt_sets=attempt_sets,
                     )
                 )
             if not catches_all and ends:
