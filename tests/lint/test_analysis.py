@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import sys
 from pathlib import Path
 
 import pytest
 
-from runaway_guard.lint import check_source, lint_paths
+from runaway_guard.lint import Finding, LintConfig, _run, check_source, lint_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -158,3 +159,30 @@ def test_a_paid_method_handed_to_a_thread_is_a_call_site() -> None:
 def test_a_module_level_loop_is_checked() -> None:
     source = "import replicate\nwhile True:\n    replicate.run('m', input={})\n"
     assert [(2, "RG001"), (3, "RG010")] == rules(source)
+
+
+def test_a_linter_failure_on_one_file_is_reported_and_the_others_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "a.py", tmp_path / "b.py"
+    first.write_text("import openai\n", encoding="utf-8")
+    second.write_text("x = 1\n", encoding="utf-8")
+    real = _run._check_tree
+
+    def failing(
+        tree: ast.Module, source: str, path: str, config: LintConfig, relevant: bool
+    ) -> list[Finding]:
+        if path.endswith("a.py"):
+            raise KeyError("boom")
+        return real(tree, source, path, config, relevant)
+
+    monkeypatch.setattr(_run, "_check_tree", failing)
+    report = lint_paths([tmp_path])
+    assert (2, 2, [str(first)]) == (report.exit_code, report.files, [e.path for e in report.errors])
+    assert "the linter failed (KeyError: 'boom'); please report it" in report.errors[0].message
+
+
+def test_every_public_name_is_importable() -> None:
+    from runaway_guard import lint
+
+    assert [] == [name for name in lint.__all__ if not hasattr(lint, name)]

@@ -252,6 +252,12 @@ def lint_file(path: Path, config: LintConfig) -> FileResult:
     except RecursionError:
         message = "is nested too deeply for the linter to walk; it was not checked"
         return FileResult([], FileError(shown, 1, 1, message), lines, relevant)
+    except Exception as exc:  # a bug in the linter: say so for this file, check the others
+        message = (
+            f"could not be checked: the linter failed ({type(exc).__name__}: {exc}); "
+            "please report it with this file"
+        )
+        return FileResult([], FileError(shown, 1, 1, message), lines, relevant)
     return FileResult(findings, None, lines, relevant)
 
 
