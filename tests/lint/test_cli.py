@@ -260,3 +260,10 @@ def test_virtualenv_and_cache_folders_are_skipped_when_walking(project: Path) ->
 def test_list_rules_names_every_rule(project: Path) -> None:
     result = lint("--list-rules")
     assert list(RULES) == [line.split()[0] for line in result.output.splitlines()]
+
+
+def test_an_unwritable_output_is_a_usage_error(project: Path) -> None:
+    write(project, "clean.py", CLEAN)
+    result = lint("clean.py", "--output", "missing-folder/report.txt")
+    assert 2 == result.exit_code
+    assert "cannot write the report to missing-folder/report.txt" in result.output

@@ -58,3 +58,12 @@ def test_the_index_links_every_rule_page() -> None:
 
 def test_the_docs_home_links_the_lint_page() -> None:
     assert "(lint/index.md)" in (DOCS / "index.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("rule", RULES.values(), ids=list(RULES))
+def test_the_page_quotes_the_message_its_flagged_example_gets(rule: Rule) -> None:
+    text = page(rule)
+    quoted = text.split("- **Message** (for the flagged example below):\n\n  > ", 1)[1]
+    code = section_code(text, "## Flagged")
+    messages = [f.message for f in check_source(code, f"{rule.id}.py") if f.rule == rule.id]
+    assert messages[0] == quoted.split("\n", 1)[0]

@@ -93,5 +93,8 @@ def lint(
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise click.UsageError(f"cannot write the report to {output}: {exc.strerror}") from exc
     raise SystemExit(report.exit_code)

@@ -7,6 +7,7 @@ every effect of a call is recorded against it.
 from __future__ import annotations
 
 import ast
+import fnmatch
 from typing import Any
 
 from runaway_guard.lint._config import LintConfig
@@ -96,7 +97,16 @@ class CallEffects(Resolver):
         raise NotImplementedError
 
     def configured_paid(self, node: ast.Call, callee: Value | None) -> bool:
-        raise NotImplementedError
+        """Whether the configuration names this call as paid (``paid-calls``)."""
+        names = [dotted(node.func)]
+        if isinstance(callee, QualValue):
+            names.append(callee.name)
+        return any(
+            fnmatch.fnmatchcase(name, pattern)
+            for name in names
+            if name is not None
+            for pattern in self.config.paid_calls
+        )
 
     # -- state -------------------------------------------------------------------------------------
     def push(self, region: Region | None = None) -> Region:

@@ -9,7 +9,6 @@ into findings.
 from __future__ import annotations
 
 import ast
-import fnmatch
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -527,18 +526,6 @@ class Walker(Prescan):
 
     def _skip(self, node: ast.expr) -> None:
         pass
-
-    def configured_paid(self, node: ast.Call, callee: Value | None) -> bool:
-        """Whether the configuration names this call as paid."""
-        names = [dotted(node.func)]
-        if type(callee) is QualValue:
-            names.append(callee.name)
-        return any(
-            fnmatch.fnmatchcase(name, pattern)
-            for name in names
-            if name is not None
-            for pattern in self.config.paid_calls
-        )
 
 
 def _comprehension(walker: Walker, node: Comprehension) -> None:
