@@ -51,6 +51,23 @@ REFERENCE_CALLS = frozenset(
         "starlette.concurrency.run_in_threadpool",
     }
 )
+# What walking a function body changes, and `leave` puts back.
+_FRAME = (
+    "func",
+    "region",
+    "stack",
+    "open_loops",
+    "iterations",
+    "guarded",
+    "limited",
+    "timeouts",
+    "handlers",
+    "depth_checks",
+    "anchors",
+    "scopes",
+    "cls",
+    "self_name",
+)
 REQUEUES = frozenset({"delay", "apply_async", "send", "send_with_options", "s", "si", "signature"})
 ENQUEUES = frozenset({"enqueue", "enqueue_in", "enqueue_at", "enqueue_call"})
 
@@ -124,22 +141,7 @@ class CallEffects(Resolver):
 
     def enter(self, func: FuncInfo) -> tuple[Any, ...]:
         """Start walking `func`'s body; returns what `leave` restores."""
-        saved = (
-            self.func,
-            self.region,
-            self.stack,
-            self.open_loops,
-            self.iterations,
-            self.guarded,
-            self.limited,
-            self.timeouts,
-            self.handlers,
-            self.depth_checks,
-            self.anchors,
-            self.scopes,
-            self.cls,
-            self.self_name,
-        )
+        saved = tuple(getattr(self, name) for name in _FRAME)
         self.func, self.region, self.stack = func, func.region, []
         self.open_loops, self.iterations = [], []
         self.guarded = self.limited = self.timeouts = self.handlers = self.depth_checks = 0
@@ -147,22 +149,9 @@ class CallEffects(Resolver):
         return saved
 
     def leave(self, saved: tuple[Any, ...]) -> None:
-        (
-            self.func,
-            self.region,
-            self.stack,
-            self.open_loops,
-            self.iterations,
-            self.guarded,
-            self.limited,
-            self.timeouts,
-            self.handlers,
-            self.depth_checks,
-            self.anchors,
-            self.scopes,
-            self.cls,
-            self.self_name,
-        ) = saved
+        """Go back to walking the code around the function `enter` entered."""
+        for name, value in zip(_FRAME, saved, strict=True):
+            setattr(self, name, value)
 
     # -- records -----------------------------------------------------------------------------------
     def site(

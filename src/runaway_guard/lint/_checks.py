@@ -109,22 +109,22 @@ class Checker:
         summary = _Summary(sdk=func.region.sdk_label, sleeps=func.region.sleeps)
         summary.add(func.region.sites)
         self._summaries[key] = summary  # a recursive call sees what is known so far
-        for callee in func.region.calls:
-            inner = self._summary(callee)
-            summary.add(inner.sites)
-            summary.sdk = summary.sdk or inner.sdk
-            summary.sleeps = summary.sleeps or inner.sleeps
+        self._follow(summary, func.region.calls)
         return summary
 
     def _region(self, region: Region) -> _Summary:
         summary = _Summary(sdk=region.sdk_label, sleeps=region.sleeps)
         summary.add(region.sites)
-        for callee in region.calls:
+        self._follow(summary, region.calls)
+        return summary
+
+    def _follow(self, summary: _Summary, callees: list[FuncInfo]) -> None:
+        """Add what the functions a stretch of code calls do, transitively."""
+        for callee in callees:
             inner = self._summary(callee)
             summary.add(inner.sites)
             summary.sdk = summary.sdk or inner.sdk
             summary.sleeps = summary.sleeps or inner.sleeps
-        return summary
 
     def guarded(self, func: FuncInfo) -> bool:
         """Whether every call of `func` runs under a contract."""
