@@ -1,0 +1,237 @@
+"""Network ledgers when the server fails: fail closed, resume, and never count twice.
+
+Each test runs against a private Redis or PostgreSQL server (see `_servers`) that it may
+stop and start; the shared servers are never touched.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import pytest
+
+import runaway_guard as rg
+from runaway_guard.ledger import HoldLine, HoldRequest, Ledger, ledger_from_url
+from tests.ledger._proxy import LossyProxy
+from tests.ledger._servers import PASSWORD, private_postgres, private_redis
+
+NOW = 1_800_000_000.0
+MONEY = "c|money|day:x"
+CALLS = "c|calls|run:r"
+
+
+class Server(Protocol):
+    port: int
+
+    @property
+    def url(self) -> str: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Backend:
+    kind: str
+    server: Server
+
+    def url(self, name: str, port: int | None = None) -> str:
+        base = self.server.url
+        if port is not None:
+            base = base.replace(f":{self.server.port}/", f":{port}/")
+        option = "prefix" if self.kind == "redis" else "schema"
+        return f"{base}?{option}={name}&timeout=2"
+
+    def open(self, port: int | None = None) -> Ledger:
+        return ledger_from_url(self.url(f"faults_{uuid.uuid4().hex[:10]}", port))
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[Server]:
+    with private_redis() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[Server]:
+    with private_postgres() as server:
+        yield server
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    server: Server = request.getfixturevalue(f"{request.param}_server")
+    yield Backend(request.param, server)
+    server.stop()  # a test that stopped it may have failed before starting it again
+    server.start()
+
+
+@pytest.fixture
+def ledger(backend: Backend) -> Iterator[Ledger]:
+    ledger = backend.open()
+    yield ledger
+    ledger.close()
+
+
+def request(hold_id: str, money: int = 100, *, lease: float = 60.0) -> HoldRequest:
+    return HoldRequest(
+        hold_id=hold_id,
+        lines=(
+            HoldLine(MONEY, money, 1000, "money", NOW + 86400),
+            HoldLine(CALLS, 1, 10, "calls"),
+        ),
+        now=NOW,
+        lease_until=NOW + lease,
+        contract="c",
+        run="r",
+        call_id=f"call-{hold_id}",
+        estimate=money,
+    )
+
+
+def state(ledger: Ledger, key: str = MONEY) -> tuple[int, int]:
+    found = ledger.counters([key]).get(key)
+    return (found.settled, found.held) if found else (0, 0)
+
+
+def test_a_server_that_is_down_refuses_with_ledger_unavailable(
+    backend: Backend, ledger: Ledger
+) -> None:
+    backend.server.stop()
+    with pytest.raises(rg.LedgerUnavailable) as caught:
+        ledger.reserve(request("h1"))
+    message = str(caught.value)
+    assert f"127.0.0.1:{backend.server.port}" in message
+    assert "every guarded call is refused" in message
+    assert caught.value.__cause__ is not None  # the driver's error, chained
+
+
+def test_the_password_never_shows_in_the_url_or_the_errors(
+    backend: Backend, ledger: Ledger
+) -> None:
+    assert PASSWORD not in ledger.url
+    assert ":***@" in ledger.url
+    assert PASSWORD not in repr(ledger)
+    backend.server.stop()
+    with pytest.raises(rg.LedgerUnavailable) as caught:
+        ledger.counters([MONEY])
+    assert PASSWORD not in str(caught.value)
+    assert PASSWORD not in str(caught.value.__cause__)
+
+
+def test_a_guard_cannot_open_while_the_server_is_down(backend: Backend) -> None:
+    backend.server.stop()
+    with pytest.raises(rg.LedgerUnavailable):
+        rg.Guard(backend.url("never_opened"))
+
+
+def test_no_paid_call_is_made_while_the_ledger_is_down(backend: Backend) -> None:
+    made: list[int] = []
+    with rg.Guard(backend.url(f"guard_{uuid.uuid4().hex[:10]}")) as guard:
+        paid = guard.contract(
+            "down", price="$0.01", max_calls_per_run=10, provider_cap="test: loopback only"
+        )
+        backend.server.stop()
+        with pytest.raises(rg.LedgerUnavailable):
+            paid.call(lambda: made.append(1))
+    assert [] == made
+
+
+def test_work_resumes_with_the_same_ledger_after_a_restart(
+    backend: Backend, ledger: Ledger
+) -> None:
+    assert ledger.reserve(request("before", 100)) is None
+    backend.server.stop()
+    with pytest.raises(rg.LedgerUnavailable):
+        ledger.reserve(request("during", 100))
+    backend.server.start()
+    assert "settled" == ledger.settle("before", {"money": 80, "calls": 1}, now=NOW).status
+    assert ledger.reserve(request("after", 100)) is None
+    assert (80, 100) == state(ledger)
+    assert ["after"] == [h.hold_id for h in ledger.holds()]
+
+
+def test_a_hold_placed_before_an_outage_is_reaped_after_it(
+    backend: Backend, ledger: Ledger
+) -> None:
+    assert ledger.reserve(request("orphan", 100, lease=10)) is None
+    backend.server.stop()
+    backend.server.start()
+    assert ["orphan"] == [h.hold_id for h in ledger.reap(now=NOW + 11)]
+    assert (100, 0) == state(ledger)
+    assert [("reaped", 100)] == [(r.outcome, r.actual) for r in ledger.spend()]
+
+
+@pytest.fixture
+def proxy(backend: Backend) -> Iterator[LossyProxy]:
+    proxy = LossyProxy(backend.server.port)
+    yield proxy
+    proxy.close()
+
+
+def test_a_settle_whose_reply_was_lost_counts_once(backend: Backend, proxy: LossyProxy) -> None:
+    ledger = backend.open(port=proxy.port)
+    try:
+        ledger.reserve(request("h1", 100))
+        proxy.lose_next_reply()
+        result = ledger.settle("h1", {"money": 70, "calls": 1}, now=NOW)
+        assert 1 == proxy.lost
+        assert "settled" == result.status  # the retry got the first run's answer
+        assert {MONEY: (70, 0), CALLS: (1, 0)} == {
+            line.key: (after.settled, after.held) for line, after in result.counters
+        }
+        assert (70, 0) == state(ledger)
+        assert 1 == len(list(ledger.spend()))
+    finally:
+        ledger.close()
+
+
+def test_a_reserve_whose_reply_was_lost_counts_once(backend: Backend, proxy: LossyProxy) -> None:
+    ledger = backend.open(port=proxy.port)
+    try:
+        proxy.lose_next_reply()
+        assert ledger.reserve(request("h1", 100)) is None
+        assert 1 == proxy.lost
+        assert (0, 100) == state(ledger)
+        assert (0, 1) == state(ledger, CALLS)
+    finally:
+        ledger.close()
+
+
+def test_a_kill_switch_set_whose_reply_was_lost_still_reports_it_set(
+    backend: Backend, proxy: LossyProxy
+) -> None:
+    ledger = backend.open(port=proxy.port)
+    try:
+        proxy.lose_next_reply()
+        assert ledger.cas_state("kill:global", expected_version=0, value="stop", now=NOW)
+        assert 1 == proxy.lost
+        record = ledger.get_state("kill:global", now=NOW)
+        assert record is not None
+        assert (1, "stop") == (record.version, record.value)
+    finally:
+        ledger.close()
+
+
+def test_a_reap_whose_reply_was_lost_still_returns_the_reaped_holds(
+    backend: Backend, proxy: LossyProxy
+) -> None:
+    ledger = backend.open(port=proxy.port)
+    try:
+        ledger.reserve(request("h1", 100, lease=10))
+        proxy.lose_next_reply()
+        assert ["h1"] == [h.hold_id for h in ledger.reap(now=NOW + 11)]
+        assert 1 == proxy.lost
+        assert (100, 0) == state(ledger)
+        assert ["reaped"] == [r.outcome for r in ledger.spend()]
+    finally:
+        ledger.close()
