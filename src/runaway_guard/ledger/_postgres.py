@@ -149,7 +149,7 @@ class PostgresLedger:
             attempt,
             transient=(psycopg.OperationalError,),
             fatal=(PoolTimeout,),
-            fail=self._wrap,
+            fail=self._fail,
             recover=self._recover,
         )
 
@@ -162,6 +162,14 @@ class PostgresLedger:
         if self._pool is not None:
             with contextlib.suppress(psycopg.Error):
                 self._pool.check()
+
+    def _fail(self, exc: BaseException) -> LedgerError:
+        if isinstance(exc, PoolTimeout):
+            # The pool backs off between reconnection attempts, up to minutes into a
+            # long outage; a fresh pool tries at once, so work resumes as soon as the
+            # server is back.
+            self.close()
+        return self._wrap(exc)
 
     def _wrap(self, exc: BaseException) -> LedgerError:
         if isinstance(exc, PoolTimeout | psycopg.OperationalError):
@@ -203,7 +211,7 @@ class PostgresLedger:
                 attempt,
                 transient=(psycopg.OperationalError,),
                 fatal=(PoolTimeout,),
-                fail=self._wrap,
+                fail=self._fail,
                 recover=self._recover,
             )
         except LedgerError:
@@ -454,7 +462,7 @@ class PostgresLedger:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None and self._pid == os.getpid():
-            pool.close()
+            pool.close(timeout=1.0)
 
     def __repr__(self) -> str:
         return f"PostgresLedger({self.url!r})"
