@@ -116,10 +116,17 @@ return redis.call('HGET', KEYS[1], 'schema')
 -- ARGV: hold id, now, lease until, contract, run, call id, attempt, estimate,
 --       lines json, counter grace, blockers...
 local now = tonumber(ARGV[2])
-for i = 11, #ARGV do
-  local st = redis.call('HMGET', P .. 's:' .. ARGV[i], 'v', 'x')
-  if st[1] and (not st[2] or tonumber(st[2]) > now) then
-    return {'blocked', ARGV[i], st[1]}
+if #ARGV >= 11 then
+  local names = {}
+  for i = 11, #ARGV do names[#names + 1] = P .. 's:' .. ARGV[i] end
+  -- One call in the usual case (no kill switch at all); look closer only if one exists.
+  if redis.call('EXISTS', unpack(names)) > 0 then
+    for i = 11, #ARGV do
+      local st = redis.call('HMGET', names[i - 10], 'v', 'x')
+      if st[1] and (not st[2] or tonumber(st[2]) > now) then
+        return {'blocked', ARGV[i], st[1]}
+      end
+    end
   end
 end
 local hk = P .. 'h:' .. ARGV[1]
@@ -127,8 +134,8 @@ if redis.call('EXISTS', hk) == 1 then return {'placed'} end
 local lines = cjson.decode(ARGV[9])
 local found = {}
 for i, ln in ipairs(lines) do
-  local c = redis.call('HMGET', P .. 'c:' .. ln[1], 's', 'h')
-  found[i] = c[1]
+  local c = redis.call('HMGET', P .. 'c:' .. ln[1], 's', 'h', 'l')
+  found[i] = c
   if ln[3] ~= '' and not fits(c[1], c[2], ln[2], ln[3]) then
     return {'refused', string.format('%d', i), c[1] or '0', c[2] or '0'}
   end
@@ -136,16 +143,24 @@ end
 local grace = tonumber(ARGV[10])
 for i, ln in ipairs(lines) do
   local ck = P .. 'c:' .. ln[1]
-  if not found[i] then
-    redis.call('HSET', ck, 's', '0')
+  local c = found[i]
+  if not c[1] then
+    if ln[3] == '' then
+      redis.call('HSET', ck, 's', '0', 'h', ln[2])
+    else
+      redis.call('HSET', ck, 's', '0', 'h', ln[2], 'l', ln[3])
+    end
     redis.call('ZADD', P .. 'cidx', 0, ln[1])
     if ln[5] ~= '' then
       redis.call('HSET', ck, 'x', ln[5])
       redis.call('PEXPIRE', ck, ttl_ms(tonumber(ln[5]), now, grace))
     end
+  else
+    redis.call('HINCRBY', ck, 'h', ln[2])
+    if ln[3] ~= (c[3] or '') then
+      if ln[3] == '' then redis.call('HDEL', ck, 'l') else redis.call('HSET', ck, 'l', ln[3]) end
+    end
   end
-  redis.call('HINCRBY', ck, 'h', ln[2])
-  if ln[3] == '' then redis.call('HDEL', ck, 'l') else redis.call('HSET', ck, 'l', ln[3]) end
 end
 redis.call('HSET', hk, 'st', 'held', 'cr', ARGV[2], 'lu', ARGV[3], 'co', ARGV[4],
   'ru', ARGV[5], 'ci', ARGV[6], 'at', ARGV[7], 'es', ARGV[8], 'ln', ARGV[9])
