@@ -151,6 +151,7 @@ class PostgresLedger:
             fatal=(PoolTimeout,),
             fail=self._fail,
             recover=self._recover,
+            other=(psycopg.Error,),
         )
 
     def _one(self, query: str, params: Sequence[Any] = ()) -> Any:
@@ -176,8 +177,9 @@ class PostgresLedger:
             return unreachable("PostgreSQL", self.url, exc, _CHECK)
         if isinstance(exc, psycopg.errors.NumericValueOutOfRange):
             return LedgerError(
-                f"the PostgreSQL ledger at {self.url} refused an amount: {exc} (counters are "
-                "signed 64-bit integers: at most 9,223,372,036 in money units)"
+                f"the PostgreSQL ledger at {self.url} refused an amount: {exc}; a counter would "
+                "pass the largest signed 64-bit integer (9,223,372,036 units of money in "
+                "nano-units); nothing was written (check the amounts this code asks for)"
             )
         return LedgerError(f"the PostgreSQL ledger at {self.url} failed: {exc}")
 
@@ -213,13 +215,11 @@ class PostgresLedger:
                 fatal=(PoolTimeout,),
                 fail=self._fail,
                 recover=self._recover,
+                other=(psycopg.Error,),
             )
         except LedgerError:
             self.close()
             raise
-        except psycopg.Error as exc:
-            self.close()
-            raise self._wrap(exc) from exc
 
     # -- holds and counters -------------------------------------------------------------------
     def reserve(self, request: HoldRequest) -> Refusal | Blocked | None:

@@ -131,12 +131,14 @@ BEGIN
                 RAISE EXCEPTION USING ERRCODE = 'RG001';
             END IF;
             -- The conditional update: the row lock makes a concurrent reserve wait,
-            -- then re-check the condition against what this one wrote.
+            -- then re-check the condition against what this one wrote. The sum is
+            -- numeric: settled + held + asked may pass the bigint range near a limit.
             INSERT INTO counters AS c (key, settled, held, lim, expires)
             VALUES (ln.k, 0, ln.a, ln.l, ln.x)
             ON CONFLICT (key) DO UPDATE
                SET held = c.held + excluded.held, lim = excluded.lim
-             WHERE excluded.lim IS NULL OR c.settled + c.held + excluded.held <= excluded.lim;
+             WHERE excluded.lim IS NULL
+                OR c.settled::numeric + c.held + excluded.held <= excluded.lim;
             IF NOT FOUND THEN
                 RAISE EXCEPTION USING ERRCODE = 'RG001';
             END IF;

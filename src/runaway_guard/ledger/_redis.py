@@ -34,6 +34,7 @@ from redis.exceptions import (
     AuthenticationError,
     BusyLoadingError,
     ConnectionError,
+    RedisError,
     ResponseError,
     TimeoutError,
 )
@@ -193,6 +194,7 @@ class RedisLedger:
             transient=(ConnectionError, TimeoutError),
             fatal=(AuthenticationError, ResponseError),
             fail=self._wrap,
+            other=(RedisError,),
         )
 
     def _wrap(self, exc: BaseException) -> LedgerError:
@@ -206,12 +208,14 @@ class RedisLedger:
                 f"the Redis ledger at {self.url} refused a write ({text}); every guarded call "
                 "is refused until it accepts writes (check the server's memory, role and logs)"
             )
-        if "overflow" in text:
-            return LedgerError(
-                f"the Redis ledger at {self.url} refused an amount: {text} (counters are "
-                "signed 64-bit integers: at most 9,223,372,036 in money units)"
-            )
         return LedgerError(f"the Redis ledger at {self.url} failed: {text}")
+
+    def _overflow(self, key: bytes) -> LedgerError:
+        return LedgerError(
+            f"the Redis ledger at {self.url} refused an amount: counter {_s(key)!r} would pass "
+            "the largest signed 64-bit integer (9,223,372,036 units of money in nano-units); "
+            "nothing was written (check the amounts this code asks for)"
+        )
 
     # -- holds and counters -------------------------------------------------------------------
     def reserve(self, request: HoldRequest) -> Refusal | Blocked | None:
@@ -234,6 +238,8 @@ class RedisLedger:
             return None
         if kind == b"blocked":
             return Blocked(_s(reply[1]), _s(reply[2]))
+        if kind == b"overflow":
+            raise self._overflow(reply[1])
         line = request.lines[int(reply[1]) - 1]
         return Refusal(line, int(reply[2]), int(reply[3]))
 
@@ -264,6 +270,8 @@ class RedisLedger:
             *clear,
         )
         status = _s(reply[0])
+        if status == "overflow":
+            raise self._overflow(reply[1])
         cleared = tuple(_s(key) for key in reply[2])
         if status == "unknown" or not report:
             return SettleResult(status, (), cleared)
@@ -338,6 +346,7 @@ class RedisLedger:
                 transient=(ConnectionError, TimeoutError),
                 fatal=(AuthenticationError, ResponseError),
                 fail=self._wrap,
+                other=(RedisError,),
             )
             for entry_id, fields in page:
                 row = _spend_row({_s(k): _s(v) for k, v in fields.items()})

@@ -72,6 +72,14 @@ local function fits(settled, held, asked, limit)
   return h < mh or (h == mh and l <= ml)
 end
 
+-- Redis scripts do not roll back: a HINCRBY that overflowed half-way through would
+-- leave the lines before it written. So every sum is checked before the first write.
+local INT64_MAX = '9223372036854775807'
+
+local function overflows(a, b)
+  return not fits(a, b, '0', INT64_MAX)
+end
+
 local function ttl_ms(until_s, now, grace)
   local ms = math.floor((until_s - now + grace) * 1000)
   if ms < 1000 then ms = 1000 end
@@ -139,6 +147,7 @@ for i, ln in ipairs(lines) do
   if ln[3] ~= '' and not fits(c[1], c[2], ln[2], ln[3]) then
     return {'refused', string.format('%d', i), c[1] or '0', c[2] or '0'}
   end
+  if overflows(c[2], ln[2]) then return {'overflow', ln[1]} end
 end
 local grace = tonumber(ARGV[10])
 for i, ln in ipairs(lines) do
@@ -181,6 +190,12 @@ local reply = {'unknown', {}, {}, ''}
 if h[1] then
   local reaped = h[1] == 'reaped'
   local lines = cjson.decode(h[9])
+  for _, ln in ipairs(lines) do
+    local real = actual[ln[4]] or '0'
+    if overflows(redis.call('HGET', P .. 'c:' .. ln[1], 's'), real) then
+      return {'overflow', ln[1]}
+    end
+  end
   local counters = {}
   for i, ln in ipairs(lines) do
     local ck = P .. 'c:' .. ln[1]

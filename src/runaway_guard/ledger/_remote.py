@@ -123,12 +123,14 @@ def retrying(
     fatal: tuple[type[BaseException], ...],
     fail: Callable[[BaseException], BaseException],
     recover: Callable[[], None] = lambda: None,
+    other: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Run `attempt` up to `ATTEMPTS` times while it raises a `transient` error.
 
     `attempt` must be safe to repeat (its operation carries its ids). `recover` runs
-    before each retry (drop broken connections); `fail` turns the last error, or a
-    `fatal` one, into the error to raise.
+    before each retry (drop broken connections); `fail` turns the last transient error,
+    or a `fatal` one (checked first: it may subclass a transient one), or any of `other`,
+    into the error to raise.
     """
     for number in range(ATTEMPTS):
         try:
@@ -140,4 +142,6 @@ def retrying(
                 raise fail(exc) from exc
             time.sleep(_PAUSES[number])
             recover()
+        except other as exc:
+            raise fail(exc) from exc
     raise AssertionError("unreachable")  # pragma: no cover
