@@ -163,3 +163,13 @@ def test_a_counter_that_would_pass_int64_writes_nothing(ledger: RedisLedger) -> 
         ledger.reserve(HoldRequest("y", lines, NOW, NOW + 60))
     assert 1 == ledger.counters(["a"])["a"].held  # the line before it was not written
     assert ["x"] == [h.hold_id for h in ledger.holds()]
+
+
+def test_a_late_settle_never_brings_an_expired_window_back(
+    ledger: RedisLedger, prefix: str, client: redis.Redis
+) -> None:
+    ledger.reserve(hold("a", 5, 10, expires=NOW + 60))
+    client.delete(f"{{{prefix}}}:c:k|money|total")  # what its TTL does, 8 days on
+    assert "settled" == ledger.settle("a", {"money": 5}, now=NOW + 9 * 86400).status
+    assert {} == ledger.counters(["k|money|total"])
+    assert [] == ledger.list_counters()

@@ -190,17 +190,16 @@ local reply = {'unknown', {}, {}, ''}
 if h[1] then
   local reaped = h[1] == 'reaped'
   local lines = cjson.decode(h[9])
-  for _, ln in ipairs(lines) do
-    local real = actual[ln[4]] or '0'
-    if overflows(redis.call('HGET', P .. 'c:' .. ln[1], 's'), real) then
-      return {'overflow', ln[1]}
-    end
+  local settled = {}
+  for i, ln in ipairs(lines) do
+    settled[i] = redis.call('HGET', P .. 'c:' .. ln[1], 's')
+    if overflows(settled[i], actual[ln[4]] or '0') then return {'overflow', ln[1]} end
   end
   local counters = {}
   for i, ln in ipairs(lines) do
     local ck = P .. 'c:' .. ln[1]
     -- A window counter that already expired is not brought back by a late settle.
-    if ln[5] == '' or redis.call('EXISTS', ck) == 1 then
+    if settled[i] then
       local real = actual[ln[4]] or '0'
       if real ~= '0' then redis.call('HINCRBY', ck, 's', real) end
       redis.call('HINCRBY', ck, reaped and 's' or 'h', negated(ln[2]))
