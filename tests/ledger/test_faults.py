@@ -319,3 +319,47 @@ def _wait_until(condition: Callable[[], bool], seconds: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting for the worker"
         time.sleep(0.01)
+
+
+def test_fail_open_admits_calls_up_to_its_local_cap_while_down(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    made: list[int] = []
+    with rg.Guard(backend.url(f"open_{uuid.uuid4().hex[:10]}") + "&fail_open=0.02") as guard:
+        paid = guard.contract(
+            "open", price="$0.01", max_calls_per_run=10, provider_cap="test: loopback only"
+        )
+        backend.server.stop()
+        paid.call(lambda: made.append(1))
+        paid.call(lambda: made.append(2))
+        with pytest.raises(rg.LedgerUnavailable, match="fail-open allowance"):
+            paid.call(lambda: made.append(3))
+    assert [1, 2] == made
+    assert 2 == sum("admitting" in record.message for record in caplog.records)
+
+
+def test_calls_made_fail_open_are_written_to_the_ledger_once_it_is_back(
+    backend: Backend,
+) -> None:
+    url = backend.url(f"open_{uuid.uuid4().hex[:10]}") + "&fail_open=0.05"
+    with rg.Guard(url) as guard:
+        paid = guard.contract(
+            "open", price="$0.01", max_calls_per_run=10, provider_cap="test: loopback only"
+        )
+        with guard.run("r"):
+            backend.server.stop()
+            paid.call(lambda: None)
+            paid.call(lambda: None)
+            backend.server.start()
+            paid.call(lambda: None)  # the ledger answers: the two are written after it
+        rows = list(guard.ledger.spend())
+        assert 3 == len(rows)
+        assert ["settled"] * 3 == [row.outcome for row in rows]
+        (money,) = [s for s in guard.status() if s.key == "run:r|money|run:r"]
+        assert (30_000_000, 0) == (money.settled, money.held)
+        assert [] == guard.ledger.holds()
+
+
+def test_a_bad_fail_open_amount_is_refused(backend: Backend) -> None:
+    with pytest.raises(rg.ContractError, match="fail_open"):
+        ledger_from_url(backend.url("x") + "&fail_open=lots")

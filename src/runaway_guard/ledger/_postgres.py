@@ -34,6 +34,7 @@ from runaway_guard.ledger._common import (
     lines_from_json,
     lines_to_json,
 )
+from runaway_guard.ledger._failopen import FailOpenLedger, parse_fail_open
 from runaway_guard.ledger._postgres_schema import MIGRATIONS, SCHEMA_VERSION
 from runaway_guard.ledger._protocol import (
     Blocked,
@@ -43,6 +44,7 @@ from runaway_guard.ledger._protocol import (
     HoldInfo,
     HoldLine,
     HoldRequest,
+    Ledger,
     Outcome,
     Refusal,
     SettleResult,
@@ -488,6 +490,7 @@ def _hold(row: Sequence[Any]) -> HoldInfo:
 _OPTIONS: Final[dict[str, Callable[[str], object]]] = {
     "schema": str,
     "timeout": positive,
+    "fail_open": parse_fail_open,
     "pool_size": positive_int,
 }
 # libpq's URL options that may pass through to the driver.
@@ -517,13 +520,16 @@ _PASSED: Final = frozenset(
 )
 
 
-def open_postgres(url: str) -> PostgresLedger:
+def open_postgres(url: str) -> Ledger:
     """``postgresql://user[:password]@host:port/db?schema=NAME`` (or ``postgres://``).
 
     Options: ``schema`` (default ``runaway_guard``), ``timeout`` (seconds, default 5),
     ``pool_size`` (default 4); libpq's own options (``sslmode``, ...) pass through.
     """
     driver_url, options = split_options(url, _OPTIONS, _PASSED)
+    fail_open = options.pop("fail_open", None)
     ledger = PostgresLedger(driver_url, **options)  # type: ignore[arg-type]
     ledger.url = redact_url(url)
-    return ledger
+    if fail_open is None:
+        return ledger
+    return FailOpenLedger(ledger, int(fail_open))  # type: ignore[call-overload]

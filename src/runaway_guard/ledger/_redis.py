@@ -43,6 +43,7 @@ from redis.retry import Retry
 from runaway_guard._errors import ContractError, LedgerError, LedgerUnavailable
 from runaway_guard.ledger import redact_url
 from runaway_guard.ledger._common import REAPED_RETENTION
+from runaway_guard.ledger._failopen import FailOpenLedger, parse_fail_open
 from runaway_guard.ledger._protocol import (
     Blocked,
     Claim,
@@ -51,6 +52,7 @@ from runaway_guard.ledger._protocol import (
     HoldInfo,
     HoldLine,
     HoldRequest,
+    Ledger,
     Outcome,
     Refusal,
     SettleResult,
@@ -517,6 +519,7 @@ def _with_prefix(url: str, prefix: str) -> str:
 _OPTIONS: Final[dict[str, Callable[[str], object]]] = {
     "prefix": str,
     "timeout": positive,
+    "fail_open": parse_fail_open,
     "spend_maxlen": positive_int,
     "spend_days": float,
 }
@@ -525,7 +528,7 @@ _PASSED: Final = frozenset(
 )
 
 
-def open_redis(url: str) -> RedisLedger:
+def open_redis(url: str) -> Ledger:
     """``redis://[[user]:password@]host:port/db?prefix=NAME`` (``rediss://`` for TLS).
 
     Options: ``prefix`` (default ``runaway-guard``), ``timeout`` (seconds, default 5),
@@ -533,6 +536,9 @@ def open_redis(url: str) -> RedisLedger:
     every entry up to ``spend_maxlen``); and redis-py's ``ssl_*`` options for ``rediss``.
     """
     driver_url, options = split_options(url, _OPTIONS, _PASSED)
+    fail_open = options.pop("fail_open", None)
     ledger = RedisLedger(driver_url, **options)  # type: ignore[arg-type]
     ledger.url = redact_url(url)
-    return ledger
+    if fail_open is None:
+        return ledger
+    return FailOpenLedger(ledger, int(fail_open))  # type: ignore[call-overload]
