@@ -19,7 +19,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,24 +27,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import runaway_guard as rg
+from benchmarks.overhead import _guarded
 
 TARGET_P50_US = {"redis": 400.0, "postgres": 2000.0}
-
-
-def _noop() -> None:
-    return None
-
-
-def _guarded(url: str) -> tuple[rg.Guard, Callable[[], None]]:
-    guard = rg.Guard(url)
-    contract = guard.contract(
-        "bench",
-        price="$0.000001",
-        max_calls_per_run=10**12,
-        max_per_day="$1000000",
-        provider_cap="benchmark: no provider",
-    )
-    return guard, contract(_noop)
 
 
 def latencies_us(url: str, calls: int) -> list[float]:

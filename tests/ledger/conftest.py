@@ -99,6 +99,17 @@ def _redis(tmp_path: Path) -> Iterator[Opener]:
 
 
 @contextlib.contextmanager
+def _redis_fail_open(tmp_path: Path) -> Iterator[Opener]:
+    """The fail-open wrapper must be invisible while the server answers."""
+    prefix = fresh_name("r")
+    url = f"{redis_url(prefix)}&fail_open=1"
+    try:
+        yield lambda: ledger_from_url(url)
+    finally:
+        drop_redis_prefix(prefix)
+
+
+@contextlib.contextmanager
 def _postgres(tmp_path: Path) -> Iterator[Opener]:
     schema = fresh_name("p")
     url = postgres_url(schema)
@@ -112,6 +123,7 @@ ALL_LEDGERS = [
     pytest.param(_memory, id="memory"),
     pytest.param(_sqlite, id="sqlite"),
     pytest.param(_redis, id="redis", marks=pytest.mark.redis),
+    pytest.param(_redis_fail_open, id="redis-fail-open", marks=pytest.mark.redis),
     pytest.param(_postgres, id="postgres", marks=pytest.mark.postgres),
 ]
 
