@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,24 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free and valid too."""
+    for _ in range(200):
+        port = random.randrange(20000, 30000)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a Redis Cluster node in 20000-40000")
 
 
 def _wait_for_port(port: int, up: bool, seconds: float = 20.0) -> None:
@@ -82,6 +101,64 @@ class PrivateRedis:
             self.process.wait(timeout=20)
             self.process = None
         _wait_for_port(self.port, up=False)
+
+
+class PrivateRedisCluster:
+    """Three redis-server primaries forming a Redis Cluster (no replicas, no password)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.ports: list[int] = []
+        while len(self.ports) < 3:
+            port = free_cluster_port()
+            if port not in self.ports:
+                self.ports.append(port)
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self) -> None:
+        for port in self.ports:
+            node = self.folder / str(port)
+            node.mkdir()
+            command = [
+                "redis-server",
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--dir", str(node),
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(node / "nodes.conf"),
+                "--save", "",
+                "--appendonly", "no",
+                "--logfile", str(node / "redis.log"),
+            ]  # fmt: skip
+            self.processes.append(
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+        for port in self.ports:
+            _wait_for_port(port, up=True)
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while b"cluster_state:ok" not in subprocess.run(
+            ["redis-cli", "-p", str(self.ports[0]), "cluster", "info"],
+            capture_output=True, check=False, timeout=10,
+        ).stdout:  # fmt: skip
+            if time.monotonic() > deadline:
+                raise TimeoutError("the private Redis Cluster never reported cluster_state:ok")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=20)
+        self.processes = []
 
 
 class PrivatePostgres:
@@ -156,6 +233,19 @@ def private_redis() -> Iterator[PrivateRedis]:
             yield server
         finally:
             server.stop()
+
+
+@contextlib.contextmanager
+def private_redis_cluster() -> Iterator[PrivateRedisCluster]:
+    found = shutil.which("redis-server") is not None and shutil.which("redis-cli") is not None
+    require_service("redis-server and redis-cli", found, "not installed")
+    with tempfile.TemporaryDirectory(prefix="rg-cluster-") as folder:
+        cluster = PrivateRedisCluster(Path(folder))
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
 
 
 @contextlib.contextmanager

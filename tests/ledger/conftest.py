@@ -1,8 +1,8 @@
 """One parametrised ledger fixture: every conformance test runs on every backend.
 
-To add a backend, add a `pytest.param` to `ALL_LEDGERS` whose factory yields a function
-that opens a new connection to one fresh, isolated store each time it is called, and
-removes the store after the `yield`.
+To add a backend, add a `pytest.param` to `ALL_LEDGERS` whose factory (given the test's
+`tmp_path` and fixture request) yields a function that opens a new connection to one
+fresh, isolated store each time it is called, and removes the store after the `yield`.
 
 Redis and PostgreSQL tests use the shared servers on 127.0.0.1 (override with
 ``RUNAWAY_GUARD_TEST_REDIS`` / ``RUNAWAY_GUARD_TEST_POSTGRES``), each test in a key
@@ -23,6 +23,7 @@ import pytest
 
 from runaway_guard.ledger import Ledger, MemoryLedger, SQLiteLedger, ledger_from_url
 from tests.conftest import require_service
+from tests.ledger._servers import PrivateRedisCluster, private_redis_cluster
 
 Opener = Callable[[], Ledger]
 
@@ -76,20 +77,27 @@ def drop_postgres_schema(schema: str, base: str = POSTGRES_URL) -> None:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[PrivateRedisCluster]:
+    """A private three-node Redis Cluster, started once, for the whole session."""
+    with private_redis_cluster() as cluster:
+        yield cluster
+
+
 @contextlib.contextmanager
-def _memory(tmp_path: Path) -> Iterator[Opener]:
+def _memory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Opener]:
     shared = MemoryLedger()  # one process: every "connection" is the same object
     yield lambda: shared
 
 
 @contextlib.contextmanager
-def _sqlite(tmp_path: Path) -> Iterator[Opener]:
+def _sqlite(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Opener]:
     path = tmp_path / "ledger.db"
     yield lambda: SQLiteLedger(path)
 
 
 @contextlib.contextmanager
-def _redis(tmp_path: Path) -> Iterator[Opener]:
+def _redis(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Opener]:
     prefix = fresh_name("r")
     url = redis_url(prefix)
     try:
@@ -99,7 +107,7 @@ def _redis(tmp_path: Path) -> Iterator[Opener]:
 
 
 @contextlib.contextmanager
-def _redis_fail_open(tmp_path: Path) -> Iterator[Opener]:
+def _redis_fail_open(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Opener]:
     """The fail-open wrapper must be invisible while the server answers."""
     prefix = fresh_name("r")
     url = f"{redis_url(prefix)}&fail_open=1"
@@ -110,7 +118,15 @@ def _redis_fail_open(tmp_path: Path) -> Iterator[Opener]:
 
 
 @contextlib.contextmanager
-def _postgres(tmp_path: Path) -> Iterator[Opener]:
+def _redis_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Opener]:
+    """Every key under one hash tag: the whole ledger lives on one node of the cluster."""
+    cluster: PrivateRedisCluster = request.getfixturevalue("redis_cluster")
+    url = f"{cluster.url}?prefix={fresh_name('c')}&cluster=1"
+    yield lambda: ledger_from_url(url)  # the cluster is thrown away after the session
+
+
+@contextlib.contextmanager
+def _postgres(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Opener]:
     schema = fresh_name("p")
     url = postgres_url(schema)
     try:
@@ -124,6 +140,7 @@ ALL_LEDGERS = [
     pytest.param(_sqlite, id="sqlite"),
     pytest.param(_redis, id="redis", marks=pytest.mark.redis),
     pytest.param(_redis_fail_open, id="redis-fail-open", marks=pytest.mark.redis),
+    pytest.param(_redis_cluster, id="redis-cluster", marks=pytest.mark.redis),
     pytest.param(_postgres, id="postgres", marks=pytest.mark.postgres),
 ]
 
@@ -132,8 +149,10 @@ ALL_LEDGERS = [
 def open_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """Opens connections to one fresh store of the parametrised backend."""
     opened: list[Ledger] = []
-    factory: Callable[[Path], contextlib.AbstractContextManager[Opener]] = request.param
-    with factory(tmp_path) as opener:
+    factory: Callable[[Path, pytest.FixtureRequest], contextlib.AbstractContextManager[Opener]] = (
+        request.param
+    )
+    with factory(tmp_path, request) as opener:
 
         def open_one() -> Ledger:
             ledger = opener()

@@ -29,11 +29,14 @@ from typing import Any, Final
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import (
     AuthenticationError,
     BusyLoadingError,
+    ClusterDownError,
     ConnectionError,
+    RedisClusterException,
     RedisError,
     ResponseError,
     TimeoutError,
@@ -81,6 +84,9 @@ SPEND_DAYS: Final = 90.0
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _CHECK = "check that the server is up, and the host, port, password and TLS settings in the URL"
+# A cluster that is failing over answers CLUSTERDOWN for a moment: worth a retry.
+_TRANSIENT: Final = (ConnectionError, TimeoutError, ClusterDownError)
+_FATAL: Final = (AuthenticationError, ResponseError)
 _UNAVAILABLE_REPLIES = ("LOADING", "READONLY", "MASTERDOWN", "OOM", "CLUSTERDOWN", "TRYAGAIN")
 
 
@@ -141,6 +147,8 @@ class RedisLedger:
             with `LedgerUnavailable`.
         spend_maxlen: the spend stream keeps about this many entries.
         spend_days: and none older than this many days (server time); 0 keeps all.
+        cluster: `url` names a node of a Redis Cluster; every key of the ledger lives
+            in the slot of its ``{prefix}`` hash tag, and the client follows that slot.
     """
 
     remote = True
@@ -153,6 +161,7 @@ class RedisLedger:
         timeout: float = 5.0,
         spend_maxlen: int = SPEND_MAXLEN,
         spend_days: float = SPEND_DAYS,
+        cluster: bool = False,
     ) -> None:
         if not _PREFIX.fullmatch(prefix):
             raise ContractError(
@@ -167,17 +176,22 @@ class RedisLedger:
         self._spend_ms = str(int(spend_days * 86_400_000))
         self._memo_ms = str(int(MEMO_TTL * 1000))
         self._ops = OpIds()
+        options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            # Retries are ours (`retrying`): bounded, and each carries its op id.
+            "retry": Retry(NoBackoff(), 0),
+        }
+        self._client: redis.Redis | RedisCluster
         try:
-            self._client = redis.Redis.from_url(
-                url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                # Retries are ours (`retrying`): bounded, and each carries its op id.
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=30,
-            )
+            if cluster:
+                self._client = RedisCluster.from_url(url, **options)
+            else:
+                self._client = redis.Redis.from_url(url, health_check_interval=30, **options)
         except ValueError as exc:
             raise ContractError(f"Redis ledger URL {self.url!r}: {exc}") from None
+        except (RedisError, RedisClusterException) as exc:
+            raise unreachable("Redis", self.url, exc, _CHECK) from exc
         self._script: dict[str, Script] = {
             name: self._client.register_script(text) for name, text in _scripts().items()
         }
@@ -193,16 +207,18 @@ class RedisLedger:
         script = self._script[name]
         return retrying(
             lambda: script(keys=(self._meta,), args=args),
-            transient=(ConnectionError, TimeoutError),
-            fatal=(AuthenticationError, ResponseError),
+            transient=_TRANSIENT,
+            fatal=_FATAL,
             fail=self._wrap,
-            other=(RedisError,),
+            other=(RedisError, RedisClusterException),
         )
 
     def _wrap(self, exc: BaseException) -> LedgerError:
         if isinstance(exc, AuthenticationError):
             return unreachable("Redis", self.url, exc, "check the password in the URL")
-        if isinstance(exc, ConnectionError | TimeoutError | BusyLoadingError):
+        if isinstance(
+            exc, ConnectionError | TimeoutError | BusyLoadingError | RedisClusterException
+        ):
             return unreachable("Redis", self.url, exc, _CHECK)
         text = str(exc)
         if text.startswith(_UNAVAILABLE_REPLIES):
@@ -345,10 +361,10 @@ class RedisLedger:
         while True:
             page: list[tuple[bytes, dict[bytes, bytes]]] = retrying(
                 functools.partial(self._page, start),
-                transient=(ConnectionError, TimeoutError),
-                fatal=(AuthenticationError, ResponseError),
+                transient=_TRANSIENT,
+                fatal=_FATAL,
                 fail=self._wrap,
-                other=(RedisError,),
+                other=(RedisError, RedisClusterException),
             )
             for entry_id, fields in page:
                 row = _spend_row({_s(k): _s(v) for k, v in fields.items()})
@@ -522,6 +538,7 @@ _OPTIONS: Final[dict[str, Callable[[str], object]]] = {
     "fail_open": parse_fail_open,
     "spend_maxlen": positive_int,
     "spend_days": float,
+    "cluster": lambda value: value.lower() in {"1", "true", "yes"},
 }
 _PASSED: Final = frozenset(
     {"ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"}
@@ -533,7 +550,8 @@ def open_redis(url: str) -> Ledger:
 
     Options: ``prefix`` (default ``runaway-guard``), ``timeout`` (seconds, default 5),
     ``spend_maxlen`` (entries, default 1,000,000), ``spend_days`` (default 90; 0 keeps
-    every entry up to ``spend_maxlen``); and redis-py's ``ssl_*`` options for ``rediss``.
+    every entry up to ``spend_maxlen``), ``cluster=1`` (the URL names a Redis Cluster
+    node), ``fail_open`` (see `FailOpenLedger`); and redis-py's ``ssl_*`` options.
     """
     driver_url, options = split_options(url, _OPTIONS, _PASSED)
     fail_open = options.pop("fail_open", None)
