@@ -187,7 +187,7 @@ TestRedisInvariant.settings = settings(
 )
 TestPostgresInvariant = pytest.mark.postgres(PostgresLedgerMachine.TestCase)
 TestPostgresInvariant.settings = settings(
-    max_examples=60,
+    max_examples=40,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
