@@ -5,8 +5,10 @@ calls). Needs Redis and PostgreSQL on 127.0.0.1 (or ``--redis URL`` / ``--postgr
 URL``); a backend whose server is down is reported as skipped.
 
 For each backend it prints the latency of one guarded no-op call (hold + settle: two
-ledger operations) as p50 and p99 over single calls, and the aggregate guarded calls
-per second of 1 and of 8 processes calling at once. The memory ledger is per process, so
+ledger operations) as p50 and p99 over single calls, the aggregate guarded calls per
+second of 1 and of 8 processes calling at once, and, for the network backends, the p50
+of two bare round trips to the same server (PING, SELECT 1): the floor under a guarded
+call on this machine at this moment. The memory ledger is per process, so
 its 8-process figure is 8 independent ledgers. Each run uses a fresh Redis key prefix or
 PostgreSQL schema and deletes it afterwards.
 """
@@ -48,6 +50,33 @@ def latencies_us(url: str, calls: int) -> list[float]:
         guard.close()
 
 
+def floor_us(backend: str, url: str, calls: int) -> float | None:
+    """p50 of two bare round trips (PING / SELECT 1): what a hold + settle cannot beat."""
+    samples: list[float] = []
+    if backend == "redis":
+        import redis
+
+        client = redis.Redis.from_url(url.split("?", 1)[0])
+        try:
+            for _ in range(calls):
+                start = time.perf_counter_ns()
+                client.ping()
+                client.ping()
+                samples.append((time.perf_counter_ns() - start) / 1000)
+        finally:
+            client.close()
+    elif backend == "postgres":
+        import psycopg
+
+        with psycopg.connect(url.split("?", 1)[0], autocommit=True) as conn:
+            for _ in range(calls):
+                start = time.perf_counter_ns()
+                conn.execute("SELECT 1")
+                conn.execute("SELECT 1")
+                samples.append((time.perf_counter_ns() - start) / 1000)
+    return statistics.median(samples) if samples else None
+
+
 def _throughput_worker(url: str, calls: int, start_at: float) -> tuple[float, float]:
     """Set up, wait for the common start, make `calls` guarded calls: (start, end)."""
     guard, guarded = _guarded(url)
@@ -80,6 +109,7 @@ class Row:
     p99: float | None = None
     one: float | None = None
     eight: float | None = None
+    floor: float | None = None
     note: str = ""
 
 
@@ -151,6 +181,7 @@ def measure(args: argparse.Namespace) -> list[Row]:
                 samples = latencies_us(url, calls)
                 quantiles = statistics.quantiles(samples, n=100)
                 row = Row(backend, statistics.median(samples), quantiles[98])
+                row.floor = floor_us(backend, url, calls)
                 row.one = calls_per_second(url, 1, per_process)
             # A fresh store for the 8-process run, so both runs start alike.
             with _store(backend, Path(folder), args) as url:
@@ -165,8 +196,8 @@ def render(rows: list[Row]) -> str:
         return "-" if value is None else format(value, fmt)
 
     header = (
-        f"{'backend':<9} {'p50 us':>9} {'p99 us':>9}  {'target p50':<14} "
-        f"{'1 proc calls/s':>15} {'8 procs calls/s':>16}"
+        f"{'backend':<9} {'p50 us':>9} {'p99 us':>9}  {'target p50':<18} "
+        f"{'1 proc calls/s':>15} {'8 procs calls/s':>16} {'2 round trips p50 us':>21}"
     )
     lines = [
         "guarded no-op call (hold + settle), latency per call and aggregate throughput",
@@ -182,8 +213,8 @@ def render(rows: list[Row]) -> str:
         target_text = f"<= {target:.0f} us {verdict}" if target is not None else ""
         lines.append(
             f"{row.backend:<9} {num(row.p50, '9.1f')} {num(row.p99, '9.1f')}  "
-            f"{target_text:<14} {num(row.one, '15,.0f')} {num(row.eight, '16,.0f')}"
-            + (f"  {row.note}" if row.note else "")
+            f"{target_text:<18} {num(row.one, '15,.0f')} {num(row.eight, '16,.0f')} "
+            f"{num(row.floor, '21.1f')}" + (f"  {row.note}" if row.note else "")
         )
     return "\n".join(lines)
 

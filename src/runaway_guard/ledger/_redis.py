@@ -21,6 +21,7 @@ The scripts live in ``_redis_scripts.lua``; their header says how amounts stay e
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -213,6 +214,20 @@ class RedisLedger:
             other=(RedisError, RedisClusterException),
         )
 
+    def _run_once(self, name: str, *args: str | bytes) -> Any:
+        """`_run` for a script whose reply the server keeps for a retry (first arg: op id)."""
+        script = self._script[name]
+        op = self._ops()
+        tries = itertools.count()
+        # "0<id>" the first time, "1<id>" on a retry: only a retry looks for a kept reply.
+        return retrying(
+            lambda: script(keys=(self._meta,), args=(f"{min(next(tries), 1)}{op}", *args)),
+            transient=_TRANSIENT,
+            fatal=_FATAL,
+            fail=self._wrap,
+            other=(RedisError, RedisClusterException),
+        )
+
     def _wrap(self, exc: BaseException) -> LedgerError:
         if isinstance(exc, AuthenticationError):
             return unreachable("Redis", self.url, exc, "check the password in the URL")
@@ -273,9 +288,8 @@ class RedisLedger:
         clear: Sequence[str] = (),
     ) -> SettleResult:
         flat = [v for unit, amount in actual.items() for v in (unit, str(amount))]
-        reply = self._run(
+        reply = self._run_once(
             "settle",
-            self._ops(),
             hold_id,
             _num(now),
             str(outcome),
@@ -319,9 +333,8 @@ class RedisLedger:
         )
 
     def reap(self, *, now: float, limit: int = 100) -> list[HoldInfo]:
-        reply = self._run(
+        reply = self._run_once(
             "reap",
-            self._ops(),
             _num(now),
             str(limit),
             _num(REAPED_RETENTION),
@@ -400,9 +413,8 @@ class RedisLedger:
         now: float,
         expires: float | None = None,
     ) -> bool:
-        reply = self._run(
+        reply = self._run_once(
             "cas_state",
-            self._ops(),
             key,
             str(expected_version),
             "0" if value is None else "1",
@@ -422,9 +434,8 @@ class RedisLedger:
         ]
 
     def mark_once(self, key: str, *, now: float, expires: float | None) -> bool:
-        reply = self._run(
+        reply = self._run_once(
             "mark_once",
-            self._ops(),
             key,
             _num(now),
             "" if expires is None else _num(expires),
@@ -463,9 +474,8 @@ class RedisLedger:
         return Claim(kind, bytes(result) if kind is ClaimStatus.DONE else None, _s(holder))
 
     def complete(self, key: str, *, owner: str, result: bytes, now: float, expires: float) -> bool:
-        reply = self._run(
+        reply = self._run_once(
             "complete",
-            self._ops(),
             key,
             owner,
             result,

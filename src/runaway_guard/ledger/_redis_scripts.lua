@@ -86,17 +86,17 @@ local function ttl_ms(until_s, now, grace)
   return string.format('%d', ms)
 end
 
+-- An op id arrives as "0<id>" on the first try and "1<id>" on a retry: only a retry
+-- can find a kept reply, so only a retry looks for one.
 local function memo_get(op)
-  if op == '' then return nil end
-  local kept = redis.call('GET', P .. 'op:' .. op)
+  if string.sub(op, 1, 1) ~= '1' then return nil end
+  local kept = redis.call('GET', P .. 'op:' .. string.sub(op, 2))
   if kept then return cjson.decode(kept) end
   return nil
 end
 
 local function memo_put(op, ttl, reply)
-  if op ~= '' then
-    redis.call('SET', P .. 'op:' .. op, cjson.encode(reply), 'PX', ttl)
-  end
+  redis.call('SET', P .. 'op:' .. string.sub(op, 2), cjson.encode(reply), 'PX', ttl)
   return reply
 end
 
@@ -190,16 +190,26 @@ local reply = {'unknown', {}, {}, ''}
 if h[1] then
   local reaped = h[1] == 'reaped'
   local lines = cjson.decode(h[9])
-  local settled = {}
+  local live = {}
   for i, ln in ipairs(lines) do
-    settled[i] = redis.call('HGET', P .. 'c:' .. ln[1], 's')
-    if overflows(settled[i], actual[ln[4]] or '0') then return {'overflow', ln[1]} end
+    local real = actual[ln[4]] or '0'
+    -- Read the counter only where it matters: a window counter may have expired, and
+    -- only a sum of 19 digits or more can pass the int64 range.
+    if ln[5] ~= '' or #real >= 19 then
+      local settled = redis.call('HGET', P .. 'c:' .. ln[1], 's')
+      live[i] = settled ~= false
+      if #real >= 19 or (settled and #settled >= 19) then
+        if overflows(settled, real) then return {'overflow', ln[1]} end
+      end
+    else
+      live[i] = true
+    end
   end
   local counters = {}
   for i, ln in ipairs(lines) do
     local ck = P .. 'c:' .. ln[1]
     -- A window counter that already expired is not brought back by a late settle.
-    if settled[i] then
+    if live[i] then
       local real = actual[ln[4]] or '0'
       if real ~= '0' then redis.call('HINCRBY', ck, 's', real) end
       redis.call('HINCRBY', ck, reaped and 's' or 'h', negated(ln[2]))
