@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from runaway_guard._errors import ContractError, LedgerError
+from runaway_guard._errors import ContractError, LedgerError, LedgerUnavailable
 from runaway_guard.ledger import redact_url
 from runaway_guard.ledger._common import (
     REAPED_RETENTION,
@@ -127,6 +127,12 @@ class PostgresLedger:
                         kwargs={
                             "autocommit": True,
                             "connect_timeout": max(1, int(self._timeout)),
+                            # A dead peer (a partition, a crashed host) drops the
+                            # connection instead of leaving a call waiting for TCP.
+                            "tcp_user_timeout": ms,
+                            "keepalives_idle": max(1, int(self._timeout)),
+                            "keepalives_interval": 1,
+                            "keepalives_count": 3,
                             "options": f"-c search_path={self.schema} "
                             f"-c statement_timeout={ms} -c lock_timeout={ms}",
                         },
@@ -175,6 +181,14 @@ class PostgresLedger:
         return self._wrap(exc)
 
     def _wrap(self, exc: BaseException) -> LedgerError:
+        if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
+            detail = (str(exc).splitlines() or [""])[0]
+            return LedgerUnavailable(
+                f"the PostgreSQL ledger at {self.url} did not answer within {self._timeout:g}s "
+                f"({type(exc).__name__}: {detail}); every guarded call is refused until it "
+                "does (a long transaction may hold the ledger's rows: look in "
+                "pg_stat_activity; or raise ?timeout= in the URL)"
+            )
         if isinstance(exc, PoolTimeout | psycopg.OperationalError):
             return unreachable("PostgreSQL", self.url, exc, _CHECK)
         if isinstance(exc, psycopg.errors.NumericValueOutOfRange):

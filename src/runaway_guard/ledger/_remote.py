@@ -111,8 +111,9 @@ def positive_int(value: str) -> int:
 
 def unreachable(kind: str, url: str, exc: BaseException, check: str) -> LedgerUnavailable:
     """The error for a ledger server that did not answer; `url` must be redacted already."""
+    detail = (str(exc).splitlines() or [""])[0]
     return LedgerUnavailable(
-        f"the {kind} ledger at {url} is unreachable ({type(exc).__name__}: {exc}); "
+        f"the {kind} ledger at {url} is unreachable ({type(exc).__name__}: {detail}); "
         f"every guarded call is refused until it answers ({check})"
     )
 
