@@ -4,7 +4,11 @@ Build one from a URL with `ledger_from_url`:
 
 - ``memory://``: in this process only (tests);
 - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``: the embedded
-  default, shared by every process on the host; options ``?busy_timeout=30&synchronous=FULL``.
+  default, shared by every process on the host; options ``?busy_timeout=30&synchronous=FULL``;
+- ``redis://[:password@]host:port/db?prefix=NAME`` (``rediss://`` for TLS): a fleet's
+  shared ledger, one atomic Lua script per operation (extra ``redis``);
+- ``postgresql://user[:password]@host:port/db?schema=NAME`` (or ``postgres://``): a
+  fleet's shared ledger, one transaction per operation (extra ``postgres``).
 
 Backends are looked up in an explicit registry keyed by URL scheme; `register_ledger`
 adds one.
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
-from runaway_guard._errors import ContractError
+from runaway_guard._errors import ContractError, LedgerError
 from runaway_guard.ledger._memory import MemoryLedger
 from runaway_guard.ledger._protocol import (
     Blocked,
@@ -147,5 +151,31 @@ def _open_sqlite(url: str) -> Ledger:
     )
 
 
+def _open_redis(url: str) -> Ledger:
+    try:
+        from runaway_guard.ledger._redis import open_redis  # noqa: PLC0415 (optional extra)
+    except ImportError as exc:
+        raise LedgerError(
+            f"the ledger {redact_url(url)!r} needs the redis package: "
+            "pip install 'runaway-guard[redis]'"
+        ) from exc
+    return open_redis(url)
+
+
+def _open_postgres(url: str) -> Ledger:
+    try:
+        from runaway_guard.ledger._postgres import open_postgres  # noqa: PLC0415 (optional extra)
+    except ImportError as exc:
+        raise LedgerError(
+            f"the ledger {redact_url(url)!r} needs psycopg 3 and psycopg_pool: "
+            "pip install 'runaway-guard[postgres]'"
+        ) from exc
+    return open_postgres(url)
+
+
 register_ledger("memory", _open_memory)
 register_ledger("sqlite", _open_sqlite)
+register_ledger("redis", _open_redis)
+register_ledger("rediss", _open_redis)
+register_ledger("postgresql", _open_postgres)
+register_ledger("postgres", _open_postgres)
