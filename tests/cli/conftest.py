@@ -6,7 +6,8 @@ URL of a fresh, isolated store for one test (a random key prefix or schema).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,26 +17,38 @@ import runaway_guard as rg
 from runaway_guard.cli import app
 from runaway_guard.config import CONFIG_ENV, ENV_VARS
 from runaway_guard.testing import FakeClock
+from tests.ledger.conftest import drop_redis_prefix, fresh_name, redis_url
 
 NOON = "2026-11-22T12:00:00+00:00"
 
 
-def _sqlite(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
+@contextlib.contextmanager
+def _sqlite(tmp_path: Path) -> Iterator[str]:
+    yield f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
+@contextlib.contextmanager
+def _redis(tmp_path: Path) -> Iterator[str]:
+    prefix = fresh_name("cli")
+    try:
+        yield redis_url(prefix)
+    finally:
+        drop_redis_prefix(prefix)
 
 
 CLI_LEDGERS = [
     pytest.param(_sqlite, id="sqlite"),
+    pytest.param(_redis, id="redis", marks=pytest.mark.redis),
 ]
 
 
 @pytest.fixture(params=CLI_LEDGERS)
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh ledger of each backend, with its schema created."""
-    factory: Callable[[Path], str] = request.param
-    url = factory(tmp_path)
-    rg.Guard(url).close()
-    return url
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh ledger of each backend, with its schema created, removed afterwards."""
+    factory: Callable[[Path], contextlib.AbstractContextManager[str]] = request.param
+    with factory(tmp_path) as url:
+        rg.Guard(url).close()
+        yield url
 
 
 @pytest.fixture(autouse=True)
