@@ -407,3 +407,24 @@ def test_a_run_can_nest_in_the_implicit_process_run(guard: rg.Guard) -> None:
         guarded.call(Upstream())
         with pytest.raises(rg.BudgetExceeded, match="process:"):
             guarded.call(Upstream())
+
+
+def test_a_ledger_lost_after_the_call_keeps_the_result(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The call already happened: losing its result would only make the caller pay again."""
+    path = tmp_path / "ledger.db"
+    guard = rg.Guard(f"sqlite:///{path}", clock=clock)
+    limited = contract(guard, concurrency=1)
+
+    def paid_then_ledger_lost() -> int:
+        guard.ledger.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        path.mkdir()
+        return 42
+
+    with caplog.at_level(logging.WARNING):
+        assert 42 == limited.call(paid_then_ledger_lost)
+    assert "will be reaped at its estimate" in caplog.text
+    assert "could not free a concurrency slot" in caplog.text
