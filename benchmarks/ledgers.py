@@ -29,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import runaway_guard as rg
+from benchmarks._report import Figure
 from benchmarks.overhead import _guarded
 
 TARGET_P50_US = {"redis": 400.0, "postgres": 2000.0}
@@ -166,7 +167,7 @@ def _store(backend: str, folder: Path, args: argparse.Namespace) -> Iterator[str
             yield url
 
 
-def measure(args: argparse.Namespace) -> list[Row]:
+def rows(args: argparse.Namespace) -> list[Row]:
     calls = 1000 if args.quick else 5000
     per_process = 500 if args.quick else 2000
     rows = []
@@ -191,7 +192,38 @@ def measure(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-def render(rows: list[Row]) -> str:
+def measure(quick: bool) -> list[Figure]:
+    """The figures with targets, for `python -m benchmarks`, on the default servers."""
+    args = argparse.Namespace(
+        quick=quick,
+        redis="redis://127.0.0.1:6379/0",
+        postgres="postgresql://postgres@127.0.0.1:5432/test",
+    )
+    figures = []
+    for row in rows(args):
+        if row.p50 is None:
+            figures.append(Figure(f"{row.backend}: {row.note}", 0.0, "", "", False))
+            continue
+        target = TARGET_P50_US.get(row.backend)
+        figures.append(
+            Figure(
+                f"{row.backend} guarded call p50",
+                row.p50,
+                "us",
+                f"<= {target:.0f} us" if target is not None else "",
+                None if target is None else row.p50 <= target,
+            )
+        )
+        figures.append(Figure(f"{row.backend} guarded call p99", row.p99 or 0.0, "us"))
+        for label, value in (("1 process", row.one), ("8 processes", row.eight)):
+            if value is not None:
+                figures.append(Figure(f"{row.backend} calls/s, {label}", value, "calls/s"))
+        if row.floor is not None:
+            figures.append(Figure(f"{row.backend} two bare round trips p50", row.floor, "us"))
+    return figures
+
+
+def render(found: list[Row]) -> str:
     def num(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
@@ -205,7 +237,7 @@ def render(rows: list[Row]) -> str:
         header,
         "-" * len(header),
     ]
-    for row in rows:
+    for row in found:
         target = TARGET_P50_US.get(row.backend)
         verdict = ""
         if target is not None and row.p50 is not None:
@@ -225,7 +257,7 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    print(render(measure(args)))
+    print(render(rows(args)))
 
 
 if __name__ == "__main__":
