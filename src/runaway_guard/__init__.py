@@ -56,6 +56,7 @@ from runaway_guard._price import Call, Cost, Dynamic, PerCall, Price
 from runaway_guard._runs import Run
 from runaway_guard._version import __version__
 from runaway_guard.ledger import Ledger, ledger_from_url, register_ledger
+from runaway_guard.llm import TokenPrice, TokenRates, UnboundedInput, UnboundedOutput, UnknownModel
 
 __all__ = [
     "AnomalyTripped",
@@ -108,7 +109,12 @@ __all__ = [
     "RunawayGuardError",
     "Settled",
     "SystemClock",
+    "TokenPrice",
+    "TokenRates",
+    "UnboundedInput",
+    "UnboundedOutput",
     "Unit",
+    "UnknownModel",
     "__version__",
     "classify",
     "declare_contract",

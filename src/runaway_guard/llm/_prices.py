@@ -1,0 +1,530 @@
+"""Token prices: genai-prices' bundled data, resolved per model, priced exactly and fast.
+
+`resolve` finds a model's prices in genai-prices (offline, bundled; the background updater
+is never started here) and returns `GenaiRates`, which prices a usage with the same
+arithmetic as ``genai_prices.calc_price``, in microseconds instead of a few hundred:
+the decomposition of usage into priced leaves is mirrored step by step, and a property
+test holds the two equal for every OpenAI and Anthropic model.
+
+`TokenRates` are your own prices, for models genai-prices does not know.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
+
+from runaway_guard._errors import ContractError
+from runaway_guard._money import Money, MoneyLike, format_amount, parse_money
+
+if TYPE_CHECKING:
+    from genai_prices.types import ModelInfo, ModelPrice, Provider
+    from genai_prices.units import UnitDef, UnitRegistry
+
+__all__ = [
+    "FallbackRates",
+    "Features",
+    "GenaiRates",
+    "Rates",
+    "TokenRates",
+    "genai",
+    "resolve",
+]
+
+EXTRA_HINT: Final = "pip install 'runaway-guard[llm]'"
+_MTOK: Final = Decimal(1_000_000)
+_CACHE_LIMIT: Final = 1024
+
+
+def genai() -> ModuleType:
+    """The `genai_prices` module, imported on first use, or an error naming the extra."""
+    try:
+        import genai_prices
+    except ImportError as exc:  # pragma: no cover - the test extra installs it
+        raise ImportError(f"token prices need genai-prices: {EXTRA_HINT}") from exc
+    return genai_prices
+
+
+class Features(NamedTuple):
+    """What a request could be billed for beyond plain text tokens (worst-case pricing)."""
+
+    cache_write: bool = False
+    audio_in: bool = False
+    image_in: bool = False
+    audio_out: bool = False
+    tools: bool = False
+
+
+class Rates(Protocol):
+    """A model's prices: the exact cost of a usage, and the worst case of a request."""
+
+    provider: str
+    model: str
+    source: str
+    context_window: int | None
+
+    def cost(self, usage: Mapping[str, int]) -> Decimal:
+        """USD for a usage in genai-prices keys (``input_tokens`` counts cached input too)."""
+        ...
+
+    def worst_case(
+        self, input_tokens: int, output_tokens: int, features: Features, searches: int
+    ) -> Decimal:
+        """The most `input_tokens` in and `output_tokens` out can cost, in USD."""
+        ...
+
+    def lines(self) -> list[tuple[str, str]]:
+        """(unit, price) rows for people: ``("input", "$2.50 / MTok")``."""
+        ...
+
+
+# -- your own prices -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenRates:
+    """Token prices per million tokens, for a model genai-prices does not know.
+
+    ``rg.TokenRates(input="$3.00", output="$15.00")``. Cached input defaults to the input
+    price, which never under-estimates.
+
+    Args:
+        input: per million input tokens.
+        output: per million output tokens (reasoning tokens included).
+        cache_read: per million input tokens read from a cache.
+        cache_write: per million input tokens written to a cache.
+    """
+
+    input: Money
+    output: Money
+    cache_read: Money | None = None
+    cache_write: Money | None = None
+
+    def __init__(
+        self,
+        input: MoneyLike,
+        output: MoneyLike,
+        *,
+        cache_read: MoneyLike | None = None,
+        cache_write: MoneyLike | None = None,
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "input", parse_money(input, what="TokenRates input"))
+        set_(self, "output", parse_money(output, what="TokenRates output"))
+        set_(
+            self,
+            "cache_read",
+            None if cache_read is None else parse_money(cache_read, what="TokenRates cache_read"),
+        )
+        set_(
+            self,
+            "cache_write",
+            None
+            if cache_write is None
+            else parse_money(cache_write, what="TokenRates cache_write"),
+        )
+        for value in (self.input, self.output, self.cache_read, self.cache_write):
+            if value is not None and value.currency != "USD":
+                raise ContractError(
+                    f"TokenRates are in USD, like genai-prices, but got {value}; write '$3.00' "
+                    "(the guard converts to the ledger currency with its exchange_rates)"
+                )
+
+    def __str__(self) -> str:
+        return f"{self.input} in / {self.output} out per MTok"
+
+
+class FallbackRates:
+    """`TokenRates` behind the `Rates` interface."""
+
+    source = "TokenPrice(fallback=...)"
+    context_window: int | None = None
+
+    def __init__(self, rates: TokenRates, model: str, provider: str) -> None:
+        self.model = model
+        self.provider = provider
+        self._in = rates.input.amount / _MTOK
+        self._out = rates.output.amount / _MTOK
+        self._read = (rates.cache_read or rates.input).amount / _MTOK
+        self._write = (rates.cache_write or rates.input).amount / _MTOK
+        self._rates = rates
+
+    def cost(self, usage: Mapping[str, int]) -> Decimal:
+        total_in = usage.get("input_tokens", 0)
+        read = usage.get("cache_read_tokens", 0)
+        written = usage.get("cache_write_tokens", 0)
+        plain = total_in - read - written
+        if plain < 0:
+            raise ValueError(f"cached input ({read} + {written}) exceeds input_tokens ({total_in})")
+        return (
+            plain * self._in
+            + read * self._read
+            + written * self._write
+            + usage.get("output_tokens", 0) * self._out
+        )
+
+    def worst_case(
+        self, input_tokens: int, output_tokens: int, features: Features, searches: int
+    ) -> Decimal:
+        rate = max(self._in, self._read, self._write if features.cache_write else self._in)
+        return input_tokens * rate + output_tokens * self._out
+
+    def lines(self) -> list[tuple[str, str]]:
+        rows = [("input", _per_mtok(self._rates.input)), ("output", _per_mtok(self._rates.output))]
+        if self._rates.cache_read is not None:
+            rows.append(("cache read", _per_mtok(self._rates.cache_read)))
+        if self._rates.cache_write is not None:
+            rows.append(("cache write", _per_mtok(self._rates.cache_write)))
+        return rows
+
+
+def _per_mtok(money: Money) -> str:
+    return f"{money} / MTok"
+
+
+# -- genai-prices --------------------------------------------------------------------------------
+
+
+@functools.cache
+def _registry() -> UnitRegistry | None:
+    # The unit registry drives genai-prices' own decomposition; without it (a future
+    # genai-prices that moved it), every cost goes through calc_price instead.
+    try:
+        from genai_prices.units import _get_registry
+    except ImportError:  # pragma: no cover - depends on the installed genai-prices
+        return None
+    return _get_registry()
+
+
+class _Entry(NamedTuple):
+    key: str  # the usage key
+    unit: UnitDef
+    price: Any  # Decimal | TieredPrices
+
+
+class GenaiRates:
+    """One model's resolved genai-prices prices (for one price context and date)."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        model: ModelInfo,
+        price: ModelPrice,
+        *,
+        when: datetime,
+        context: Mapping[str, str] | None,
+    ) -> None:
+        self.provider = provider.id
+        self.model = model.id
+        self.context_window = model.context_window
+        self.source = f"genai-prices {genai().__version__}"
+        self._provider = provider
+        self._info = model
+        self._price = price
+        self._when = when
+        self._context = context
+        self._error: ValueError | None = None
+        self._entries: list[_Entry] = []
+        self._priced: list[tuple[_Entry, tuple[str, ...]]] = []
+        self._tiered = False
+        self._thresholds: list[int] = []
+        self._inference: dict[tuple[str, frozenset[str]], str] = {}
+        self._worst: dict[tuple[Features, int], tuple[Decimal, Decimal, Decimal, Decimal]] = {}
+        registry = _registry()
+        self._fast = registry is not None
+        if registry is None:  # pragma: no cover - depends on the installed genai-prices
+            return
+        self._registry = registry
+        for key, value in price.__dict__.items():
+            if key.startswith("_") or value is None:
+                continue
+            try:
+                unit = registry.unit_for_price_key(key)
+            except KeyError:
+                self._fast = False  # genai-prices warns and skips it; let it do so
+                continue
+            self._entries.append(_Entry(unit.usage_key, unit, value))
+        from genai_prices.types import TieredPrices
+        from genai_prices.validation import validate_priced_units
+
+        self._tiered = any(isinstance(e.price, TieredPrices) for e in self._entries)
+        # Tier starts split input sizes into buckets that share their worst-case rates.
+        self._thresholds = sorted(
+            {
+                tier.start
+                for e in self._entries
+                if hasattr(e.price, "tiers")
+                for tier in e.price.tiers
+            }
+        )
+        try:
+            validate_priced_units(tuple(e.unit for e in self._entries), registry)
+        except ValueError as exc:
+            self._error = exc
+        # Most specific units first, and each unit's priced descendants: genai-prices'
+        # compute_leaf_values, precomputed once per model instead of once per call.
+        priced = sorted(
+            (e for e in self._entries if e.key != "requests"),
+            key=lambda e: (-len(e.unit.dimensions), e.key),
+        )
+        self._priced = [
+            (
+                entry,
+                tuple(
+                    other.key
+                    for other in priced
+                    if other is not entry and _contains(entry.unit, other.unit)
+                ),
+            )
+            for entry in priced
+        ]
+
+    # -- exact cost ---------------------------------------------------------------------------
+    def cost(self, usage: Mapping[str, int]) -> Decimal:
+        if self._error is not None:
+            raise self._error
+        if not self._fast:  # pragma: no cover - depends on the installed genai-prices
+            return self._slow_cost(usage)
+        positive = frozenset(key for key, value in usage.items() if value > 0)
+        leaves: dict[str, int] = {}
+        for entry, descendants in self._priced:
+            value = usage.get(entry.key)
+            if value is None:
+                value = self._inferred(entry.unit, positive)
+            leaf = value
+            for key in descendants:
+                leaf -= leaves[key]
+            if leaf < 0:
+                raise ValueError(
+                    f"invalid usage: the parts of {entry.key} add up to more than {value}"
+                )
+            leaves[entry.key] = leaf
+        total_input = usage.get("input_tokens", 0) if self._tiered else 0
+        total = Decimal(0)
+        for entry in self._entries:
+            count = 1 if entry.key == "requests" else leaves[entry.key]
+            total += _unit_price(entry.price, count, total_input, entry.unit.per)
+        return total
+
+    def _inferred(self, unit: UnitDef, positive: frozenset[str]) -> int:
+        """genai-prices' value for a priced unit the usage did not report: 0, or an error."""
+        key = (unit.usage_key, positive)
+        verdict = self._inference.get(key)
+        if verdict is None:
+            verdict = self._inference[key] = self._infer(unit, positive)
+        if verdict:
+            raise ValueError(verdict)
+        return 0
+
+    def _infer(self, unit: UnitDef, positive: frozenset[str]) -> str:
+        units = self._registry.units
+        reported = sorted(
+            (units[key] for key in positive if key in units), key=lambda u: u.usage_key
+        )
+        if any(other is not unit and _contains(unit, other) for other in reported):
+            return f"usage reports parts of {unit.usage_key} but not its total"
+        for index, left in enumerate(reported):
+            for right in reported[index + 1 :]:
+                if (
+                    left.is_compatible_with(right)
+                    and not _contains(left, right)
+                    and not _contains(right, left)
+                    and dict(unit.dimensions) == {**left.dimensions, **right.dimensions}
+                ):
+                    return f"usage needs an explicit {unit.usage_key}"
+        return ""
+
+    def _slow_cost(self, usage: Mapping[str, int]) -> Decimal:  # pragma: no cover
+        result = self._info.calc_price(
+            genai().Usage(**usage),
+            self._provider,
+            genai_request_timestamp=self._when,
+            price_context=self._context,
+        )
+        total: Decimal = result.total_price
+        return total
+
+    # -- worst case ---------------------------------------------------------------------------
+    def worst_case(
+        self, input_tokens: int, output_tokens: int, features: Features, searches: int
+    ) -> Decimal:
+        bucket = bisect.bisect_left(self._thresholds, input_tokens) if self._thresholds else 0
+        key = (features, bucket)
+        rates = self._worst.get(key)
+        if rates is None:
+            rates = self._worst[key] = self._worst_rates(input_tokens, features)
+        in_rate, out_rate, fee, per_search = rates
+        return input_tokens * in_rate + output_tokens * out_rate + fee + per_search * searches
+
+    def _worst_rates(
+        self, input_tokens: int, features: Features
+    ) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        """The dearest input and output rates that could apply, the fee, the search fee."""
+        in_rate = out_rate = fee = per_search = Decimal(0)
+        for entry in self._entries:
+            dims = entry.unit.dimensions
+            rate = _resolved(entry.price, input_tokens) / entry.unit.per
+            if dims.get("family") == "tokens":
+                if not _allowed(dims, features):
+                    continue
+                if dims.get("direction") == "input":
+                    in_rate = max(in_rate, rate)
+                elif dims.get("direction") == "output":
+                    out_rate = max(out_rate, rate)
+            elif entry.key == "requests":
+                fee += rate
+            elif entry.key == "web_searches":
+                per_search += rate
+        return in_rate, out_rate, fee, per_search
+
+    def lines(self) -> list[tuple[str, str]]:
+        rows = []
+        for entry in self._entries:
+            per = entry.unit.per
+            family = entry.unit.dimensions.get("family")
+            unit = "MTok" if family == "tokens" and per == 1_000_000 else f"{per:,}"
+            label = entry.key.removesuffix("_tokens").replace("_", " ")
+            price = entry.price
+            if hasattr(price, "tiers"):
+                text = f"{_usd(price.base)} / {unit}" + "".join(
+                    f" (above {tier.start:,} input tokens: {_usd(tier.price)})"
+                    for tier in price.tiers
+                )
+            else:
+                text = f"{_usd(price)} / {unit}"
+            rows.append((label, text))
+        return rows
+
+
+def _contains(ancestor: UnitDef, descendant: UnitDef) -> bool:
+    return ancestor.dimensions.items() <= descendant.dimensions.items()
+
+
+def _resolved(price: Any, total_input: int) -> Decimal:
+    """The rate that applies at `total_input` tokens (genai-prices' cliff tiers)."""
+    if hasattr(price, "tiers"):
+        applicable: Decimal = price.base
+        for tier in reversed(price.tiers):
+            if total_input > tier.start:
+                return Decimal(tier.price)
+        return applicable
+    return Decimal(price)
+
+
+def _unit_price(price: Any, count: int, total_input: int, per: int) -> Decimal:
+    # The same Decimal operations, in the same order, as genai_prices.types.calc_unit_price,
+    # so the result is identical to the last digit.
+    return _resolved(price, total_input) * Decimal(count) / per
+
+
+def _allowed(dims: Mapping[str, str], features: Features) -> bool:
+    """Whether a token unit can bill this request (so it bounds the worst case)."""
+    if dims.get("token_type") == "cache_write" and not features.cache_write:
+        return False
+    if dims.get("token_type") == "tool" and not features.tools:
+        return False
+    modality = dims.get("modality")
+    if modality == "video":
+        return False
+    if modality == "audio":
+        return features.audio_in if dims.get("direction") == "input" else features.audio_out
+    if modality == "image" and dims.get("direction") == "input":
+        return features.image_in
+    return True
+
+
+def _usd(value: Decimal) -> str:
+    return format_amount(Money.from_decimal(Decimal(value)).nanos, "USD")
+
+
+# -- resolution ----------------------------------------------------------------------------------
+
+_found: dict[tuple[object, ...], tuple[Provider, ModelInfo, bool] | None] = {}
+_resolved_rates: dict[tuple[object, ...], GenaiRates] = {}
+
+
+def resolve(
+    model: str,
+    *,
+    provider: str | None,
+    api_url: str | None,
+    default_provider: str | None,
+    context: Mapping[str, str] | None,
+    when: datetime,
+) -> GenaiRates | None:
+    """The prices genai-prices has for `model`, or None when it has none.
+
+    The provider is `provider` when given; otherwise the one whose API URL pattern
+    matches `api_url`, then `default_provider` (the API's maker), then any provider whose
+    models match the name.
+    """
+    from genai_prices.data_snapshot import get_snapshot
+
+    snapshot = get_snapshot()
+    key = (id(snapshot), model.lower(), provider, api_url, default_provider)
+    if key not in _found:
+        if len(_found) >= _CACHE_LIMIT:
+            _found.clear()
+        pair = _find(snapshot, model, provider, api_url, default_provider)
+        _found[key] = None if pair is None else (*pair, any(m is pair[1] for m in pair[0].models))
+    found = _found[key]
+    if found is None:
+        return None
+    info_provider, info, own = found
+    # genai-prices ignores the price context for a model borrowed from another provider.
+    items = tuple(sorted(context.items())) if context and own else ()
+    rates_key = (id(snapshot), info_provider.id, info.id, items, _active(info, when))
+    rates = _resolved_rates.get(rates_key)
+    if rates is None:
+        if len(_resolved_rates) >= _CACHE_LIMIT:
+            _resolved_rates.clear()
+        price = info.get_prices(when, dict(items) or None)
+        rates = GenaiRates(info_provider, info, price, when=when, context=dict(items) or None)
+        _resolved_rates[rates_key] = rates
+    return rates
+
+
+def _find(
+    snapshot: Any,
+    model: str,
+    provider: str | None,
+    api_url: str | None,
+    default_provider: str | None,
+) -> tuple[Provider, ModelInfo] | None:
+    attempts: list[tuple[str | None, str | None]] = []
+    if provider is not None:
+        attempts.append((provider, None))
+    else:
+        if api_url is not None:
+            attempts.append((None, api_url))
+        if default_provider is not None:
+            attempts.append((default_provider, None))
+        attempts.append((None, None))
+    for provider_id, url in attempts:
+        try:
+            found: tuple[Provider, ModelInfo] = snapshot.find_provider_model(
+                model, None, provider_id, url
+            )
+        except LookupError:
+            continue
+        return found
+    return None
+
+
+def _active(info: ModelInfo, when: datetime) -> tuple[bool, ...]:
+    """Which dated or timed prices of a model apply at `when`: the rates' cache key."""
+    constraints = _constraints.get(id(info))
+    if constraints is None:
+        found = [c.constraint for c in info.prices] if isinstance(info.prices, list) else []
+        found += [v.constraint for v in info.price_variants or ()]
+        constraints = _constraints[id(info)] = tuple(c for c in found if c is not None)
+    return tuple(c.active(when) for c in constraints)
+
+
+_constraints: dict[int, tuple[Any, ...]] = {}
