@@ -12,7 +12,7 @@ any budget would be passed.
 Money('$0.55')
 """
 
-from runaway_guard import ledger, testing
+from runaway_guard import ledger, llm, testing
 from runaway_guard._budget import Budget, Period, Unit
 from runaway_guard._classify import Failure, Kind, classify
 from runaway_guard._clock import Clock, SystemClock
@@ -120,6 +120,7 @@ __all__ = [
     "declare_contract",
     "ledger",
     "ledger_from_url",
+    "llm",
     "parse_money",
     "register_ledger",
     "testing",

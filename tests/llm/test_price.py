@@ -130,7 +130,7 @@ def test_cost_of_is_calc_price_rounded_up_to_a_nano_unit() -> None:
     price = rg.TokenPrice()
     prepared = prepare(price, BODY)
     usage = {"input_tokens": 1234, "cache_read_tokens": 1000, "output_tokens": 77}
-    cost = price.cost_of(prepared, Observed("gpt-4o", usage), when=WHEN)
+    cost = price.cost_of(prepared, Observed("gpt-4o", usage))
     exact = calc_price(Usage(**usage), "gpt-4o", provider_id="openai", genai_request_timestamp=WHEN)
     assert rg.Cost(rg.Money.from_decimal(exact.total_price), 1311) == cost
 
@@ -147,10 +147,7 @@ def test_cost_of_uses_the_billed_model_and_tier() -> None:
         genai_request_timestamp=WHEN,
         price_context={"service_tier": "priority"},
     )
-    assert (
-        rg.Money.from_decimal(exact.total_price)
-        == price.cost_of(prepared, observed, when=WHEN).money
-    )
+    assert rg.Money.from_decimal(exact.total_price) == price.cost_of(prepared, observed).money
 
 
 @pytest.mark.parametrize(

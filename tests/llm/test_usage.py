@@ -154,6 +154,14 @@ def test_stream_usage_survives_any_chunking(api: Api, cuts: list[int], crlf: boo
     assert whole == _metered(api, _split(text.encode(), cuts), sse=True)
 
 
+@pytest.mark.parametrize("api", list(STREAMS))
+def test_stream_usage_survives_a_cut_at_every_byte(api: Api) -> None:
+    data = "".join(fake_api.iter_lines(STREAMS[api])).encode()
+    whole = _metered(api, [data], sse=True)
+    for cut in range(len(data)):
+        assert whole == _metered(api, [data[:cut], data[cut:]], sse=True)
+
+
 def test_anthropic_stream_merges_message_start_and_message_delta() -> None:
     text = "".join(fake_api.iter_lines(STREAMS[Api.MESSAGES]))
     observed = _metered(Api.MESSAGES, [text.encode()], sse=True)

@@ -41,9 +41,9 @@ __all__ = ["Attempt", "Guarding", "Metering", "Pricing", "UnpricedRequest"]
 
 logger = logging.getLogger("runaway_guard")
 
-RETRY_COUNT_HEADER: Final = "x-stainless-retry-count"
+RETRY_COUNT_HEADER: Final = b"x-stainless-retry-count"
 """Sent by the OpenAI and Anthropic SDKs: 0 on a call's first attempt, n on its n-th retry."""
-IDEMPOTENCY_HEADERS: Final = ("idempotency-key", "x-idempotency-key")
+IDEMPOTENCY_HEADERS: Final = (b"idempotency-key", b"x-idempotency-key")
 _MAX_CALLS: Final = 1024
 """Logical calls remembered between attempts (oldest forgotten first)."""
 _PRICING_CACHE: Final = 1024
@@ -70,6 +70,7 @@ class Pricing(NamedTuple):
 
 
 _FREE: Final = Pricing(None)
+_NO_CALL: Final = Call("")  # token-priced attempts price the request body, not a Call
 
 
 class CallState:
@@ -179,8 +180,8 @@ class Guarding:
 
     def _begin(self, request: Any, pricing: Pricing, body: bytes | None, caller: int) -> Attempt:
         contract = self.contract
-        key = _call_key(request, body, caller)
-        state = self._state(key, _retry_count(request.headers))
+        retries, key = _identify(request, body, caller)
+        state = self._state(key, retries)
         flow = state.flow
         if state.stop is not None:
             raise state.stop
@@ -206,18 +207,21 @@ class Guarding:
                 f"attempt {attempt_number} would start {now - flow.started:g}s after the "
                 f"first, past max_elapsed={policy.max_elapsed:g}s; refused before sending",
             )
-        call = Call(contract.name, (request,), {}, attempt_number)
+        call = _NO_CALL
         prepared = None
         if pricing.tokens:
             assert isinstance(pricing.price, TokenPrice)
             assert pricing.api is not None
             prepared, request = self._prepare(request, pricing.price, pricing.api, body, now)
             estimate = prepared.cost
-        elif pricing.price is contract.spec.price:
-            estimate = contract.estimate(call)
         else:
-            assert pricing.price is not None
-            estimate = Cost.of(pricing.price.estimate(call), what=f"estimate of {contract.name!r}")
+            call = Call(contract.name, (request,), {}, attempt_number)
+            if pricing.price is contract.spec.price:
+                estimate = contract.estimate(call)
+            else:
+                assert pricing.price is not None
+                what = f"estimate of {contract.name!r}"
+                estimate = Cost.of(pricing.price.estimate(call), what=what)
         flow.fixed_estimate = estimate
         return Attempt(state, key, pricing, request, prepared, call)
 
@@ -226,7 +230,7 @@ class Guarding:
     ) -> tuple[Prepared, Any]:
         name = self.contract.name
         try:
-            data = json.loads(body or b"")
+            data = _json(body or b"")
         except ValueError:
             data = None
         if not isinstance(data, dict):
@@ -315,13 +319,12 @@ class Guarding:
         if 200 <= status < 300:
             if attempt.prepared is not None:
                 consumed = response.is_stream_consumed
+                content_type, encoding = _content_headers(response.headers)
                 meter = UsageMeter(
                     attempt.prepared.api,
-                    sse="text/event-stream" in response.headers.get("content-type", ""),
+                    sse=b"text/event-stream" in content_type,
                     # A body read already (an in-process transport) is decoded already.
-                    content_encoding=""
-                    if consumed
-                    else response.headers.get("content-encoding", ""),
+                    content_encoding="" if consumed else encoding.decode("latin-1"),
                 )
                 metering = Metering(self, attempt, meter)
                 if not consumed:
@@ -446,8 +449,7 @@ class Metering:
         try:
             observed = self._meter.finish()
             if observed is not None:
-                when = datetime.fromtimestamp(self._core.now(), UTC)
-                cost = price.cost_of(attempt.prepared, observed, when=when)
+                cost = price.cost_of(attempt.prepared, observed)
         except Exception:  # an odd usage must not lose the settle: charge the estimate
             logger.warning(
                 "runaway-guard could not price the usage of a %r response; charging its estimate",
@@ -463,24 +465,47 @@ class Metering:
         self._core._forget(attempt)
 
 
-def _retry_count(headers: Any) -> int | None:
-    value = headers.get(RETRY_COUNT_HEADER)
-    if value is None:
-        return None
-    try:
-        count = int(value)
-    except ValueError:
-        return None
-    return count if count >= 0 else None
-
-
-def _call_key(request: Any, body: bytes | None, caller: int) -> tuple[object, ...]:
-    """What ties the attempts of one logical call together."""
-    headers = request.headers
-    for name in IDEMPOTENCY_HEADERS:
-        value = headers.get(name)
-        if value:
-            return ("idempotency", value)
+def _identify(
+    request: Any, body: bytes | None, caller: int
+) -> tuple[int | None, tuple[object, ...]]:
+    """The SDK's retry count (None if not sent) and what ties one call's attempts together."""
+    retries: int | None = None
+    idempotency = b""
+    for name, value in request.headers.raw:  # one pass: each header lookup scans the list
+        lowered = name.lower()
+        if lowered == RETRY_COUNT_HEADER:
+            try:
+                retries = int(value)
+            except ValueError:
+                retries = None
+            if retries is not None and retries < 0:
+                retries = None
+        elif lowered in IDEMPOTENCY_HEADERS and value:
+            idempotency = value
+    if idempotency:
+        return retries, ("idempotency", idempotency)
     # An SDK retry replays the same request from the same thread or task.
     digest = hashlib.blake2b(body, digest_size=16).digest() if body else b""
-    return ("request", threading.get_ident(), caller, request.method, str(request.url), digest)
+    url = request.url
+    where = (request.method, url.host, url.port, url.path)
+    return retries, ("request", threading.get_ident(), caller, where, digest)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        text = body.decode("utf-8")  # what APIs send; skips json's own encoding sniffing
+    except UnicodeDecodeError:
+        return json.loads(body)
+    return json.loads(text)
+
+
+def _content_headers(headers: Any) -> tuple[bytes, bytes]:
+    """The Content-Type and Content-Encoding of a response, in one pass."""
+    content_type = encoding = b""
+    for name, value in headers.raw:
+        lowered = name.lower()
+        if lowered == b"content-type":
+            content_type = value.lower()
+        elif lowered == b"content-encoding":
+            encoding = value
+    return content_type, encoding

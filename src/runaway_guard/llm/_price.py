@@ -41,6 +41,8 @@ class Prepared:
     inject: dict[str, int]
     """Fields the guard adds to the body: the default output bound, when it applied."""
     url: str | None
+    when: datetime
+    """When the request was made: it selects the prices in force (UTC)."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ class TokenPrice:
             api_url=url,
             default_provider=api.maker,
             context=context,
-            when=when or datetime.now(UTC),
+            when=datetime.now(UTC) if when is None else when.astimezone(UTC),
         )
         if found is not None:
             return found
@@ -169,6 +171,7 @@ class TokenPrice:
         model = self.model or (named if isinstance(named, str) and named else None)
         if model is None:
             raise UnknownModel(contract=contract, model="", provider=self.provider or api.maker)
+        when = datetime.now(UTC) if when is None else when.astimezone(UTC)
         shape = measure(
             api,
             body,
@@ -207,7 +210,7 @@ class TokenPrice:
             input_tokens = max(input_tokens, ceiling)
         worst = rates.worst_case(input_tokens, output, shape.features, shape.searches)
         cost = Cost(Money.from_decimal(worst), input_tokens + output)
-        return Prepared(api, model, shape, rates, cost, inject, url)
+        return Prepared(api, model, shape, rates, cost, inject, url, when)
 
     def _default_output(self, api: Api, contract: str) -> int:
         field = api.output_field or "max_tokens"
@@ -221,7 +224,7 @@ class TokenPrice:
             )
         return self.default_max_output_tokens
 
-    def cost_of(self, prepared: Prepared, observed: Observed, *, when: datetime) -> Cost:
+    def cost_of(self, prepared: Prepared, observed: Observed) -> Cost:
         """What genai-prices charges for the usage a response reported.
 
         Raises:
@@ -238,7 +241,7 @@ class TokenPrice:
                 api_url=prepared.url,
                 default_provider=prepared.api.maker,
                 context=context,
-                when=when,
+                when=prepared.when,
             )
             if billed is not None:
                 rates = billed
@@ -291,7 +294,7 @@ def prices_for(
     Without `provider`, OpenAI is tried first, then Anthropic, then any provider whose
     models match the name.
     """
-    when = at or datetime.now(UTC)
+    when = datetime.now(UTC) if at is None else at.astimezone(UTC)
     if provider is not None:
         return resolve(
             model, provider=provider, api_url=None, default_provider=None, context=None, when=when

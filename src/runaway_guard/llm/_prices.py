@@ -202,6 +202,44 @@ def _registry() -> UnitRegistry | None:
     return _get_registry()
 
 
+class _Priced(NamedTuple):
+    """A priced unit, in the order genai-prices computes leaves, with what it checks."""
+
+    key: str
+    descendants: tuple[str, ...]
+    """Priced units inside this one: their leaves are subtracted from its value."""
+    parts: frozenset[str]
+    """Usage keys inside this one: reporting one of them requires reporting this one."""
+    joins: tuple[tuple[str, str], ...]
+    """Pairs of usage keys that together make this one (it must then be reported)."""
+
+
+_checks: dict[tuple[int, str], tuple[frozenset[str], tuple[tuple[str, str], ...]]] = {}
+
+
+def _missing_checks(
+    unit: UnitDef, registry: UnitRegistry
+) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
+    """What genai-prices checks when a priced unit is missing from a usage (see
+    ``Usage._infer_missing_value``), computed once per unit instead of once per call."""
+    found = _checks.get((id(registry), unit.usage_key))
+    if found is not None:
+        return found
+    units = sorted(registry.units.values(), key=lambda u: u.usage_key)
+    parts = frozenset(u.usage_key for u in units if u is not unit and _contains(unit, u))
+    joins = tuple(
+        (left.usage_key, right.usage_key)
+        for index, left in enumerate(units)
+        for right in units[index + 1 :]
+        if left.is_compatible_with(right)
+        and not _contains(left, right)
+        and not _contains(right, left)
+        and dict(unit.dimensions) == {**left.dimensions, **right.dimensions}
+    )
+    _checks[(id(registry), unit.usage_key)] = (parts, joins)
+    return parts, joins
+
+
 class _Entry(NamedTuple):
     key: str  # the usage key
     unit: UnitDef
@@ -231,10 +269,9 @@ class GenaiRates:
         self._context = context
         self._error: ValueError | None = None
         self._entries: list[_Entry] = []
-        self._priced: list[tuple[_Entry, tuple[str, ...]]] = []
+        self._priced: list[_Priced] = []
         self._tiered = False
         self._thresholds: list[int] = []
-        self._inference: dict[tuple[str, frozenset[str]], str] = {}
         self._worst: dict[tuple[Features, int], tuple[Decimal, Decimal, Decimal, Decimal]] = {}
         registry = _registry()
         self._fast = registry is not None
@@ -274,13 +311,14 @@ class GenaiRates:
             key=lambda e: (-len(e.unit.dimensions), e.key),
         )
         self._priced = [
-            (
-                entry,
+            _Priced(
+                entry.key,
                 tuple(
                     other.key
                     for other in priced
                     if other is not entry and _contains(entry.unit, other.unit)
                 ),
+                *_missing_checks(entry.unit, registry),
             )
             for entry in priced
         ]
@@ -291,54 +329,30 @@ class GenaiRates:
             raise self._error
         if not self._fast:  # pragma: no cover - depends on the installed genai-prices
             return self._slow_cost(usage)
-        positive = frozenset(key for key, value in usage.items() if value > 0)
         leaves: dict[str, int] = {}
-        for entry, descendants in self._priced:
-            value = usage.get(entry.key)
+        for key, descendants, parts, joins in self._priced:
+            value = usage.get(key)
             if value is None:
-                value = self._inferred(entry.unit, positive)
+                # genai-prices infers 0 for a priced unit the usage did not report, unless
+                # the usage reports a part of it (or two parts that together make it).
+                if any(v > 0 and k in parts for k, v in usage.items()):
+                    raise ValueError(f"usage reports parts of {key} but not its total")
+                if any(usage.get(a, 0) > 0 and usage.get(b, 0) > 0 for a, b in joins):
+                    raise ValueError(f"usage needs an explicit {key}")
+                value = 0
             leaf = value
-            for key in descendants:
-                leaf -= leaves[key]
+            for part in descendants:
+                leaf -= leaves[part]
             if leaf < 0:
-                raise ValueError(
-                    f"invalid usage: the parts of {entry.key} add up to more than {value}"
-                )
-            leaves[entry.key] = leaf
+                raise ValueError(f"invalid usage: the parts of {key} add up to more than {value}")
+            leaves[key] = leaf
         total_input = usage.get("input_tokens", 0) if self._tiered else 0
         total = Decimal(0)
         for entry in self._entries:
             count = 1 if entry.key == "requests" else leaves[entry.key]
-            total += _unit_price(entry.price, count, total_input, entry.unit.per)
+            if count:  # a zero term adds nothing (and costs three Decimal operations)
+                total += _unit_price(entry.price, count, total_input, entry.unit.per)
         return total
-
-    def _inferred(self, unit: UnitDef, positive: frozenset[str]) -> int:
-        """genai-prices' value for a priced unit the usage did not report: 0, or an error."""
-        key = (unit.usage_key, positive)
-        verdict = self._inference.get(key)
-        if verdict is None:
-            verdict = self._inference[key] = self._infer(unit, positive)
-        if verdict:
-            raise ValueError(verdict)
-        return 0
-
-    def _infer(self, unit: UnitDef, positive: frozenset[str]) -> str:
-        units = self._registry.units
-        reported = sorted(
-            (units[key] for key in positive if key in units), key=lambda u: u.usage_key
-        )
-        if any(other is not unit and _contains(unit, other) for other in reported):
-            return f"usage reports parts of {unit.usage_key} but not its total"
-        for index, left in enumerate(reported):
-            for right in reported[index + 1 :]:
-                if (
-                    left.is_compatible_with(right)
-                    and not _contains(left, right)
-                    and not _contains(right, left)
-                    and dict(unit.dimensions) == {**left.dimensions, **right.dimensions}
-                ):
-                    return f"usage needs an explicit {unit.usage_key}"
-        return ""
 
     def _slow_cost(self, usage: Mapping[str, int]) -> Decimal:  # pragma: no cover
         result = self._info.calc_price(
@@ -447,6 +461,15 @@ def _usd(value: Decimal) -> str:
 
 _found: dict[tuple[object, ...], tuple[Provider, ModelInfo, bool] | None] = {}
 _resolved_rates: dict[tuple[object, ...], GenaiRates] = {}
+_by_day: dict[tuple[object, ...], GenaiRates | None] = {}
+_daily: dict[int, bool] = {}
+
+
+@functools.cache
+def _snapshot_getter() -> Any:
+    from genai_prices.data_snapshot import get_snapshot
+
+    return get_snapshot
 
 
 def resolve(
@@ -458,15 +481,19 @@ def resolve(
     context: Mapping[str, str] | None,
     when: datetime,
 ) -> GenaiRates | None:
-    """The prices genai-prices has for `model`, or None when it has none.
+    """The prices genai-prices has for `model` at `when` (UTC), or None when it has none.
 
     The provider is `provider` when given; otherwise the one whose API URL pattern
     matches `api_url`, then `default_provider` (the API's maker), then any provider whose
     models match the name.
     """
-    from genai_prices.data_snapshot import get_snapshot
-
-    snapshot = get_snapshot()
+    snapshot = _snapshot_getter()()
+    items = tuple(sorted(context.items())) if context else ()
+    # Prices change on dated boundaries: one lookup per model and day is enough, unless
+    # the model has prices by time of day.
+    quick = (id(snapshot), model, provider, api_url, default_provider, items, when.toordinal())
+    if quick in _by_day:
+        return _by_day[quick]
     key = (id(snapshot), model.lower(), provider, api_url, default_provider)
     if key not in _found:
         if len(_found) >= _CACHE_LIMIT:
@@ -474,18 +501,31 @@ def resolve(
         pair = _find(snapshot, model, provider, api_url, default_provider)
         _found[key] = None if pair is None else (*pair, any(m is pair[1] for m in pair[0].models))
     found = _found[key]
-    if found is None:
-        return None
-    info_provider, info, own = found
+    rates = None if found is None else _rates_of(snapshot, *found, items, when)
+    if found is None or _daily[id(found[1])]:
+        if len(_by_day) >= _CACHE_LIMIT:
+            _by_day.clear()
+        _by_day[quick] = rates
+    return rates
+
+
+def _rates_of(
+    snapshot: Any,
+    provider: Provider,
+    info: ModelInfo,
+    own: bool,
+    items: tuple[tuple[str, str], ...],
+    when: datetime,
+) -> GenaiRates:
     # genai-prices ignores the price context for a model borrowed from another provider.
-    items = tuple(sorted(context.items())) if context and own else ()
-    rates_key = (id(snapshot), info_provider.id, info.id, items, _active(info, when))
+    items = items if own else ()
+    rates_key = (id(snapshot), provider.id, info.id, items, _active(info, when))
     rates = _resolved_rates.get(rates_key)
     if rates is None:
         if len(_resolved_rates) >= _CACHE_LIMIT:
             _resolved_rates.clear()
         price = info.get_prices(when, dict(items) or None)
-        rates = GenaiRates(info_provider, info, price, when=when, context=dict(items) or None)
+        rates = GenaiRates(provider, info, price, when=when, context=dict(items) or None)
         _resolved_rates[rates_key] = rates
     return rates
 
@@ -521,9 +561,12 @@ def _active(info: ModelInfo, when: datetime) -> tuple[bool, ...]:
     """Which dated or timed prices of a model apply at `when`: the rates' cache key."""
     constraints = _constraints.get(id(info))
     if constraints is None:
+        from genai_prices.types import StartDateConstraint
+
         found = [c.constraint for c in info.prices] if isinstance(info.prices, list) else []
         found += [v.constraint for v in info.price_variants or ()]
         constraints = _constraints[id(info)] = tuple(c for c in found if c is not None)
+        _daily[id(info)] = all(isinstance(c, StartDateConstraint) for c in constraints)
     return tuple(c.active(when) for c in constraints)
 
 

@@ -133,12 +133,16 @@ def measure(
         shape.input_tokens = _embedding_input(body.get("input"), counter)
         shape.output_tokens = 0
         return shape
-    walk = _Walk(counter)
-    if counter is not None or _MEDIA.search(raw):
+    images = files = 0
+    audio = False
+    # (Every media part names its "type": most bodies have none and skip the search.)
+    if counter is not None or (b'"type"' in raw and _MEDIA.search(raw)):
+        walk = _Walk(counter)
         walk.visit(body)
         text = walk.bytes if counter is None else min(walk.bytes, walk.tokens)
+        images, files, audio = walk.images, walk.files, walk.audio
     else:
-        text = len(raw)
+        text = len(raw)  # no media: the body's length bounds its text
     messages = _count(body.get("messages")) + _count(body.get("input")) + 1
     tools = _count(body.get("tools")) + _count(body.get("functions"))
     shape.input_tokens = (
@@ -146,10 +150,10 @@ def measure(
         + REQUEST_OVERHEAD
         + MESSAGE_OVERHEAD * messages
         + (TOOLS_OVERHEAD + TOOL_OVERHEAD * tools if tools else 0)
-        + image_tokens * walk.images
-        + (file_tokens or 0) * walk.files
+        + image_tokens * images
+        + (file_tokens or 0) * files
     )
-    if walk.files and file_tokens is None:
+    if files and file_tokens is None:
         shape.unmeasured = "a file or document (its pages are counted only by the provider)"
     audio_out = False
     if api is Api.CHAT:
@@ -163,8 +167,8 @@ def measure(
         cache_write = b'"cache_control"' in raw
     shape.features = Features(
         cache_write=cache_write,
-        audio_in=walk.audio,
-        image_in=walk.images > 0,
+        audio_in=audio,
+        image_in=images > 0,
         audio_out=audio_out,
         tools=tools > 0,
     )

@@ -234,7 +234,8 @@ class UsageMeter:
             return self.observed
         try:
             if self._buffer:
-                self.observed = observed_from_json(self._api, json.loads(b"".join(self._buffer)))
+                body = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
+                self.observed = observed_from_json(self._api, json.loads(body.decode()))
             elif self._size:
                 self.observed = self._from_edges()
         except ValueError:
@@ -270,15 +271,28 @@ class UsageMeter:
 
     # -- server-sent events -----------------------------------------------------------------------
     def _feed_sse(self, data: bytes) -> None:
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        if len(self._partial) > _LINE_LIMIT:
-            self.disabled = True
-            return
-        for line in lines:
-            self._line(line.rstrip(b"\r"))
+        # Only the events that carry usage matter. Between them, jump from one usage key
+        # to the next instead of reading every content delta line by line. (An event
+        # whose usage key sits on a later data line of its own would be read in part and
+        # fail to parse: the attempt then settles at its estimate, the safe side.)
+        data = self._partial + data
+        while True:
+            if not self._data:
+                found = _USAGE_KEY.search(data)
+                if found is None:
+                    data = data[data.rfind(b"\n") + 1 :]
+                    break
+                data = data[data.rfind(b"\n", 0, found.start()) + 1 :]
+            end = data.find(b"\n")
+            if end < 0:
+                break
+            self._line(data[:end].rstrip(b"\r"))
+            data = data[end + 1 :]
             if self.observed is not None:
                 return
+        self._partial = data
+        if len(data) > _LINE_LIMIT:
+            self.disabled = True
 
     def _line(self, line: bytes) -> None:
         if not line:
