@@ -388,3 +388,20 @@ def test_listing_models_is_free(
     api.reply(fake_api.Reply(body={"object": "list", "data": []}))
     list(sdk(llm(guard)).models.list())
     assert (1, []) == (api.count, records(guard))
+
+
+def test_the_sdk_on_an_httpx_client_is_guarded_too(
+    api: FakeAPI, guard: rg.Guard, clock: FakeClock
+) -> None:
+    import runaway_guard.http as rg_http
+
+    api.reply(fake_api.error(500), fake_api.chat(MODEL, USAGE))
+    contract = llm(guard, retry=rg.Retry(2))
+    with openai.OpenAI(
+        api_key=OPENAI_KEY,
+        base_url=f"{api.url}/v1",
+        http_client=rg_http.httpx_client(contract),  # type: ignore[arg-type]
+    ) as client:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=300)
+    assert ["failed", "settled"] == [r.outcome for r in records(guard)]
+    assert nanos(GENAI, MODEL, "openai", clock) == records(guard)[1].actual

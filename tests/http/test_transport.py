@@ -357,6 +357,32 @@ async def test_async_stream_settles_from_its_usage(guard: rg.Guard) -> None:
     assert [("settled", 14)] == [(r.outcome, r.tokens) for r in records(guard)]
 
 
+class RemoteMemoryLedger(rg.ledger.MemoryLedger):
+    """A memory ledger that says it is remote: async code must reach it from a thread."""
+
+    remote = True
+
+
+async def test_async_stream_with_a_remote_ledger_settles_from_a_worker_thread(
+    clock: FakeClock,
+) -> None:
+    text = "".join(fake_api.iter_lines(fake_api.chat_stream("gpt-4o", USAGE))).encode()
+
+    async def answer(request: httpx2.Request) -> httpx2.Response:
+        headers = {"content-type": "text/event-stream"}
+        return httpx2.Response(200, headers=headers, stream=httpx2.ByteStream(text))
+
+    with rg.Guard(RemoteMemoryLedger(), clock=clock) as guard:
+        contract = llm(guard)
+        async with (
+            rg_http.async_client(contract, transport=httpx2.MockTransport(answer)) as client,
+            client.stream("POST", CHAT_URL, json=CHAT_BODY) as response,
+        ):
+            async for _ in response.aiter_bytes():
+                pass
+        assert [("settled", 14)] == [(r.outcome, r.tokens) for r in records(guard)]
+
+
 def test_httpx_client_is_guarded_too(guard: rg.Guard) -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         body = json.dumps({"model": "gpt-4o", "usage": USAGE}).encode()

@@ -231,3 +231,19 @@ def test_anthropic_call_is_recognised_by_its_model() -> None:
     )
     assert cost is not None
     assert rg.Money.from_decimal(exact.total_price) == cost.money
+
+
+def test_the_price_updater_is_never_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    import genai_prices
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the guard started genai-prices' background updater")
+
+    monkeypatch.setattr(genai_prices.UpdatePrices, "__init__", refuse)
+    monkeypatch.setattr(genai_prices.UpdatePrices, "start", refuse)
+    price = rg.TokenPrice()
+    prepared = prepare(price, BODY)
+    price.cost_of(prepared, Observed("gpt-4o", {"input_tokens": 5, "output_tokens": 5}))
+    from genai_prices import data_snapshot
+
+    assert data_snapshot._custom_snapshot is None

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import runaway_guard as rg
 from runaway_guard.llm import Features, prices_for
-from runaway_guard.llm._prices import FallbackRates, GenaiRates, resolve
+from runaway_guard.llm._fallback import FallbackRates
+from runaway_guard.llm._prices import GenaiRates, resolve
 
 WHEN = datetime(2026, 11, 22, 23, 0, tzinfo=UTC)
 MODELS = [

@@ -273,10 +273,14 @@ class Guarding:
                 state.flow.attempt = retries
             return state
 
-    def _stopped(self, state: CallState, reason: str, detail: str) -> RetriesExhausted:
+    def _stopped(
+        self, state: CallState, reason: str, detail: str, *, gave_up: bool = True
+    ) -> RetriesExhausted:
+        """End the call: any further attempt of it is refused with the error returned."""
         flow = state.flow
         guard = self.contract.guard
-        guard.emit(RetriesGaveUp(guard.clock.now(), self.contract.name, flow.attempt, reason))
+        if gave_up:
+            guard.emit(RetriesGaveUp(guard.clock.now(), self.contract.name, flow.attempt, reason))
         error = RetriesExhausted(
             f"contract {self.contract.name!r}: {detail}", attempts=flow.records, reason=reason
         )
@@ -306,7 +310,10 @@ class Guarding:
             if error is not exc:
                 raise
             self._stopped(
-                attempt.state, "not retriable", f"the guard does not retry {type(exc).__name__}"
+                attempt.state,
+                "not retriable",
+                f"the guard does not retry {type(exc).__name__}",
+                gave_up=False,
             )
         return exc
 
@@ -379,14 +386,13 @@ class Guarding:
             if other is not error:
                 raise
             kind = classify(error, now=self.contract.guard.clock.now()).kind
-            self._stopped(
-                attempt.state,
-                "not retriable",
-                f"the contract does not retry {kind} (HTTP {response.status_code}); set "
+            detail = (
+                f"HTTP {response.status_code} is a client error: retrying repeats it"
+                if kind is Kind.CLIENT_ERROR
+                else f"the contract does not retry {kind} (HTTP {response.status_code}); set "
                 "retry=rg.Retry(attempts=...) to allow retries"
-                if kind is not Kind.CLIENT_ERROR
-                else f"HTTP {response.status_code} is a client error: retrying repeats it",
             )
+            self._stopped(attempt.state, "not retriable", detail, gave_up=False)
         else:
             return
         # The guard will refuse the next attempt: tell the SDK not to sleep and try.

@@ -9,8 +9,9 @@ background price updater is never started by the guard.
 """
 
 from runaway_guard.llm._errors import UnboundedInput, UnboundedOutput, UnknownModel
+from runaway_guard.llm._fallback import TokenRates
 from runaway_guard.llm._price import DEFAULT_IMAGE_TOKENS, Prepared, TokenPrice, prices_for
-from runaway_guard.llm._prices import Features, Rates, TokenRates
+from runaway_guard.llm._prices import Features, Rates
 from runaway_guard.llm._request import Api, RequestShape, api_for_path
 from runaway_guard.llm._usage import Observed, UsageMeter, observed_from_json, usage_keys
 

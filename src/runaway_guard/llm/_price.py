@@ -18,20 +18,28 @@ from runaway_guard._errors import ContractError
 from runaway_guard._money import Money
 from runaway_guard._price import Call, Cost
 from runaway_guard.llm._errors import UnboundedInput, UnboundedOutput, UnknownModel
-from runaway_guard.llm._prices import FallbackRates, Rates, TokenRates, resolve
+from runaway_guard.llm._fallback import FallbackRates, TokenRates
+from runaway_guard.llm._prices import Rates, resolve
 from runaway_guard.llm._request import Api, RequestShape, measure
 from runaway_guard.llm._tokens import Counter, tiktoken_counter
 from runaway_guard.llm._usage import Observed, observed_from_json
 
 __all__ = ["Prepared", "TokenPrice", "prices_for"]
 
+_billed: dict[tuple[object, ...], Rates] = {}
+"""The rates of a billed model (a dated snapshot, a service tier), by the rates asked for."""
+
 DEFAULT_IMAGE_TOKENS = 16_384
 """Tokens held per image: above what current OpenAI and Anthropic models bill for one."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prepared:
-    """A request's worst case, priced: what the guard holds before sending it."""
+    """A request's worst case, priced: what the guard holds before sending it.
+
+    (Built on every request: a plain slotted dataclass, several times cheaper than a
+    frozen one.)
+    """
 
     api: Api
     model: str
@@ -231,20 +239,25 @@ class TokenPrice:
             ValueError: the usage is inconsistent (parts larger than their total).
         """
         rates = prepared.rates
-        context = {**prepared.shape.context, **observed.context}
         model = observed.model or prepared.model
-        if model != prepared.model or context != prepared.shape.context:
+        if model != prepared.model or observed.context:
             # The response names the model (and tier) that was billed.
-            billed = resolve(
-                model,
-                provider=self.provider,
-                api_url=prepared.url,
-                default_provider=prepared.api.maker,
-                context=context,
-                when=prepared.when,
-            )
-            if billed is not None:
-                rates = billed
+            context = {**prepared.shape.context, **observed.context}
+            key = (id(rates), model, tuple(sorted(context.items())), prepared.when.toordinal())
+            billed = _billed.get(key, rates)
+            if key not in _billed:
+                found = resolve(
+                    model,
+                    provider=self.provider,
+                    api_url=prepared.url,
+                    default_provider=prepared.api.maker,
+                    context=context,
+                    when=prepared.when,
+                )
+                if len(_billed) >= 1024:
+                    _billed.clear()
+                billed = _billed[key] = found or rates
+            rates = billed
         return Cost(Money.from_decimal(rates.cost(observed.usage)), observed.tokens)
 
     # -- the Price protocol: contract.call(client.chat.completions.create, **request) ----------

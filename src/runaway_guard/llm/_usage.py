@@ -60,20 +60,22 @@ class Observed:
 
 
 def _count(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if type(value) is int and value >= 0:  # not bool, not float: token counts only
         return value
     return None
 
 
 def _put(usage: dict[str, int], key: str, value: object) -> None:
-    number = _count(value)
-    if number is not None:
-        usage[key] = number
+    if type(value) is int and value >= 0:
+        usage[key] = value
 
 
 def _details(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = usage.get(key)
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else _EMPTY
+
+
+_EMPTY: Final[Mapping[str, Any]] = {}
 
 
 def usage_keys(api: Api, usage: Mapping[str, Any]) -> dict[str, int] | None:
@@ -92,13 +94,17 @@ def usage_keys(api: Api, usage: Mapping[str, Any]) -> dict[str, int] | None:
         return None
     found = {"input_tokens": total_in, "output_tokens": total_out}
     inputs = _details(usage, cached)
-    _put(found, "cache_read_tokens", inputs.get("cached_tokens"))
-    _put(found, "cache_write_tokens", inputs.get("cache_write_tokens"))
     outputs = _details(usage, f"{out}_details")
-    _put(found, "output_reasoning_tokens", outputs.get("reasoning_tokens"))
+    if inputs:
+        _put(found, "cache_read_tokens", inputs.get("cached_tokens"))
+        _put(found, "cache_write_tokens", inputs.get("cache_write_tokens"))
+    if outputs:
+        _put(found, "output_reasoning_tokens", outputs.get("reasoning_tokens"))
     if api is Api.CHAT:
-        _put(found, "input_audio_tokens", inputs.get("audio_tokens"))
-        _put(found, "output_audio_tokens", outputs.get("audio_tokens"))
+        if inputs:
+            _put(found, "input_audio_tokens", inputs.get("audio_tokens"))
+        if outputs:
+            _put(found, "output_audio_tokens", outputs.get("audio_tokens"))
     return found
 
 
