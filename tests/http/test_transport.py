@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import pickle
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -311,6 +313,59 @@ def test_a_connect_failure_is_released_and_raised_as_is(guard: rg.Guard) -> None
     ):
         client.get("https://images.example/a")
     assert [("released", "ConnectError")] == [(r.outcome, r.error) for r in records(guard)]
+
+
+def test_a_read_timeout_is_charged_its_estimate(guard: rg.Guard) -> None:
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ReadTimeout("no answer", request=request)
+
+    with (
+        rg_http.client(
+            llm(guard, retry=rg.Retry(3)), transport=httpx2.MockTransport(answer)
+        ) as client,
+        pytest.raises(httpx2.ReadTimeout),
+    ):
+        client.post(CHAT_URL, json=CHAT_BODY)
+    [record] = records(guard)
+    assert ("failed", record.estimate, "ReadTimeout") == (
+        record.outcome,
+        record.actual,
+        record.error,
+    )
+
+
+def test_a_chat_stream_without_usage_is_reported_once(
+    guard: rg.Guard, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="runaway_guard")
+    body = {**CHAT_BODY, "stream": True}
+    with rg_http.client(llm(guard), transport=httpx2.MockTransport(chat_answer)) as client:
+        client.post(CHAT_URL, json=body)
+        client.post(CHAT_URL, json=body)
+    assert 1 == caplog.text.count("include_usage")
+
+
+def test_threads_sharing_a_client_never_pass_the_calls_budget(guard: rg.Guard) -> None:
+    """Eight threads, forty calls, a budget of ten: exactly ten reach the API."""
+    counting = Counting(chat_answer)
+    contract = llm(guard, max_calls_per_run=10)
+    refused: list[Exception] = []
+    with rg_http.client(contract, transport=counting.transport()) as client:
+
+        def worker() -> None:
+            for _ in range(5):
+                try:
+                    client.post(CHAT_URL, json=CHAT_BODY)
+                except rg.BudgetExceeded as exc:
+                    refused.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert (10, 30, 10) == (len(counting.requests), len(refused), len(records(guard)))
+    assert [] == guard.ledger.holds()
 
 
 # -- clients ---------------------------------------------------------------------------------

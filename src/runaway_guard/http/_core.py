@@ -128,6 +128,7 @@ class Guarding:
         self._calls: OrderedDict[tuple[object, ...], CallState] = OrderedDict()
         self._lock = threading.Lock()
         self._pricing: dict[tuple[str, str, str], Pricing] = {}
+        self._told = False  # said once that chat streams without usage settle at estimate
 
     # -- before sending ----------------------------------------------------------------------
     def pricing(self, request: Any) -> Pricing:
@@ -241,6 +242,15 @@ class Guarding:
         url = f"{request.url.scheme}://{request.url.host}{request.url.path}"
         when = datetime.fromtimestamp(now, UTC)
         prepared = price.prepare(api, data, contract=name, raw=body, url=url, when=when)
+        shape = prepared.shape
+        if api is Api.CHAT and shape.stream and not shape.include_usage and not self._told:
+            self._told = True
+            logger.info(
+                "runaway-guard: %r streams chat completions without a final usage chunk, so "
+                "they settle at their estimate; pass stream_options={'include_usage': True} "
+                "to settle at their cost",
+                name,
+            )
         if prepared.inject:
             # Make the provider enforce the output bound the guard holds for.
             content = json.dumps({**data, **prepared.inject}, separators=(",", ":")).encode()
