@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from genai_prices import Usage, calc_price
@@ -15,6 +15,8 @@ from tests.http.fake_api import FakeAPI
 
 OPENAI_KEY = "sk-test-7f3a9c2e-openai-never-stored"
 ANTHROPIC_KEY = "sk-ant-test-5d81b0aa-never-stored"
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -55,3 +57,40 @@ def nanos(
     )
     total: Decimal = result.total_price
     return rg.Money.from_decimal(total).nanos
+
+
+@pytest.fixture
+def opened() -> Iterator[list[Any]]:
+    """SDK clients a test built, closed after it."""
+    clients: list[Any] = []
+    yield clients
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+async def async_opened() -> AsyncIterator[list[Any]]:
+    """Async SDK clients a test built, closed after it."""
+    clients: list[Any] = []
+    yield clients
+    for client in clients:
+        await client.close()
+
+
+def sdk_maker(
+    sdk_class: Callable[..., T],
+    base_url: str,
+    api_key: str,
+    opened: list[Any],
+    *,
+    asynchronous: bool = False,
+) -> Callable[..., T]:
+    """Builds SDK clients on the fake API, guarded by a contract: ``make(contract)``."""
+
+    def make(contract: rg.Contract, **options: Any) -> T:
+        guarded = contract.async_http_client() if asynchronous else contract.http_client()
+        client = sdk_class(api_key=api_key, base_url=base_url, http_client=guarded, **options)
+        opened.append(client)
+        return client
+
+    return make

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import anthropic
@@ -14,7 +14,7 @@ from genai_prices import Usage
 import runaway_guard as rg
 from runaway_guard.testing import FakeClock
 from tests.http import fake_api
-from tests.http.conftest import ANTHROPIC_KEY, llm, nanos
+from tests.http.conftest import ANTHROPIC_KEY, llm, nanos, sdk_maker
 from tests.http.fake_api import FakeAPI
 
 MODEL = "claude-sonnet-5-5"
@@ -30,43 +30,15 @@ GENAI = Usage(input_tokens=3050, cache_write_tokens=1000, cache_read_tokens=2000
 
 
 @pytest.fixture
-def sdk(api: FakeAPI) -> Iterator[Callable[..., anthropic.Anthropic]]:
-    made: list[anthropic.Anthropic] = []
-
-    def make(contract: rg.Contract, **options: Any) -> anthropic.Anthropic:
-        made.append(
-            anthropic.Anthropic(
-                api_key=ANTHROPIC_KEY,
-                base_url=api.url,
-                http_client=contract.http_client(),
-                **options,
-            )
-        )
-        return made[-1]
-
-    yield make
-    for client in made:
-        client.close()
+def sdk(api: FakeAPI, opened: list[Any]) -> Callable[..., anthropic.Anthropic]:
+    return sdk_maker(anthropic.Anthropic, api.url, ANTHROPIC_KEY, opened)
 
 
 @pytest.fixture
-async def async_sdk(api: FakeAPI) -> AsyncIterator[Callable[..., anthropic.AsyncAnthropic]]:
-    made: list[anthropic.AsyncAnthropic] = []
-
-    def make(contract: rg.Contract, **options: Any) -> anthropic.AsyncAnthropic:
-        made.append(
-            anthropic.AsyncAnthropic(
-                api_key=ANTHROPIC_KEY,
-                base_url=api.url,
-                http_client=contract.async_http_client(),
-                **options,
-            )
-        )
-        return made[-1]
-
-    yield make
-    for client in made:
-        await client.close()
+def async_sdk(api: FakeAPI, async_opened: list[Any]) -> Callable[..., anthropic.AsyncAnthropic]:
+    return sdk_maker(
+        anthropic.AsyncAnthropic, api.url, ANTHROPIC_KEY, async_opened, asynchronous=True
+    )
 
 
 def records(guard: rg.Guard) -> list[rg.ledger.SpendRecord]:

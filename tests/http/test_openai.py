@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -12,7 +12,7 @@ from genai_prices import Usage
 import runaway_guard as rg
 from runaway_guard.testing import FakeClock
 from tests.http import fake_api
-from tests.http.conftest import OPENAI_KEY, llm, nanos
+from tests.http.conftest import OPENAI_KEY, llm, nanos, sdk_maker
 from tests.http.fake_api import FakeAPI
 
 MODEL = "gpt-4o"
@@ -31,44 +31,15 @@ GENAI = Usage(
 
 
 @pytest.fixture
-def sdk(api: FakeAPI) -> Iterator[Callable[..., openai.OpenAI]]:
-    """Builds guarded OpenAI clients on the fake API, and closes them after the test."""
-    made: list[openai.OpenAI] = []
-
-    def make(contract: rg.Contract, **options: Any) -> openai.OpenAI:
-        made.append(
-            openai.OpenAI(
-                api_key=OPENAI_KEY,
-                base_url=f"{api.url}/v1",
-                http_client=contract.http_client(),
-                **options,
-            )
-        )
-        return made[-1]
-
-    yield make
-    for client in made:
-        client.close()
+def sdk(api: FakeAPI, opened: list[Any]) -> Callable[..., openai.OpenAI]:
+    return sdk_maker(openai.OpenAI, f"{api.url}/v1", OPENAI_KEY, opened)
 
 
 @pytest.fixture
-async def async_sdk(api: FakeAPI) -> AsyncIterator[Callable[..., openai.AsyncOpenAI]]:
-    made: list[openai.AsyncOpenAI] = []
-
-    def make(contract: rg.Contract, **options: Any) -> openai.AsyncOpenAI:
-        made.append(
-            openai.AsyncOpenAI(
-                api_key=OPENAI_KEY,
-                base_url=f"{api.url}/v1",
-                http_client=contract.async_http_client(),
-                **options,
-            )
-        )
-        return made[-1]
-
-    yield make
-    for client in made:
-        await client.close()
+def async_sdk(api: FakeAPI, async_opened: list[Any]) -> Callable[..., openai.AsyncOpenAI]:
+    return sdk_maker(
+        openai.AsyncOpenAI, f"{api.url}/v1", OPENAI_KEY, async_opened, asynchronous=True
+    )
 
 
 def records(guard: rg.Guard) -> list[rg.ledger.SpendRecord]:

@@ -1,19 +1,18 @@
-"""Guarded transports and clients for httpx, the HTTP library of the official SDKs."""
+"""Guarded transports and clients for httpx, for code (and SDK versions) still on it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from runaway_guard.http._core import Guarding
 from runaway_guard.http._shells import (
     AsyncMetered,
     AsyncShell,
     SyncMetered,
     SyncShell,
-    client_options,
+    build_client,
 )
 
 if TYPE_CHECKING:
@@ -36,7 +35,7 @@ class _AsyncStream(AsyncMetered, httpx.AsyncByteStream):
 
 
 class HttpxGuardedTransport(SyncShell, httpx.BaseTransport):
-    """An httpx transport that holds and settles every request under a contract.
+    """A transport that holds and settles every request under a contract.
 
     Args:
         contract: the contract each attempt is held and settled under.
@@ -45,33 +44,15 @@ class HttpxGuardedTransport(SyncShell, httpx.BaseTransport):
             flat prices (or free, None) by method, host and path; first match wins.
     """
 
-    _stream = _SyncStream
-
-    def __init__(
-        self,
-        contract: Contract,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        routes: Mapping[str, object] | None = None,
-    ) -> None:
-        self._core = Guarding(contract, routes, httpx)
-        self._inner = transport if transport is not None else httpx.HTTPTransport()
+    _library: ClassVar[Any] = httpx
+    _stream: ClassVar[type[SyncMetered]] = _SyncStream
 
 
 class AsyncHttpxGuardedTransport(AsyncShell, httpx.AsyncBaseTransport):
     """`HttpxGuardedTransport` for ``httpx.AsyncClient``."""
 
-    _stream = _AsyncStream
-
-    def __init__(
-        self,
-        contract: Contract,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        routes: Mapping[str, object] | None = None,
-    ) -> None:
-        self._core = Guarding(contract, routes, httpx)
-        self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
+    _library: ClassVar[Any] = httpx
+    _stream: ClassVar[type[AsyncMetered]] = _AsyncStream
 
 
 def httpx_client(
@@ -81,7 +62,7 @@ def httpx_client(
     transport: httpx.BaseTransport | None = None,
     **options: Any,
 ) -> httpx.Client:
-    """An ``httpx.Client`` (the older library) that holds and settles every request.
+    """A ``httpx.Client`` whose every request is held and settled under `contract`.
 
     Pass it to an SDK: ``OpenAI(http_client=httpx_client(contract))``. Each HTTP attempt the
     SDK makes, retries included, places its own hold before any byte is sent.
@@ -89,17 +70,16 @@ def httpx_client(
     Args:
         contract: the contract to guard requests with.
         routes: flat prices by route (see `HttpxGuardedTransport`).
-        transport: the transport that really sends; default an ``httpx.HTTPTransport``
+        transport: the transport that really sends; default a ``httpx.HTTPTransport``
             built from the transport options among `options` (``verify``, ``proxy``,
             ``limits``, ``http2``...). Proxies from the environment are not used: pass
             ``proxy=`` explicitly.
         options: ``httpx.Client`` options; defaults follow the SDKs' own clients.
     """
-    kwargs, inner = client_options(httpx, transport, options)
-    sender = transport if transport is not None else httpx.HTTPTransport(**inner)
-    return httpx.Client(
-        transport=HttpxGuardedTransport(contract, transport=sender, routes=routes), **kwargs
+    client: httpx.Client = build_client(
+        httpx, HttpxGuardedTransport, contract, routes, transport, options
     )
+    return client
 
 
 def httpx_async_client(
@@ -110,7 +90,7 @@ def httpx_async_client(
     **options: Any,
 ) -> httpx.AsyncClient:
     """`httpx_client` for async code."""
-    kwargs, inner = client_options(httpx, transport, options)
-    sender = transport if transport is not None else httpx.AsyncHTTPTransport(**inner)
-    guarded = AsyncHttpxGuardedTransport(contract, transport=sender, routes=routes)
-    return httpx.AsyncClient(transport=guarded, **kwargs)
+    client: httpx.AsyncClient = build_client(
+        httpx, AsyncHttpxGuardedTransport, contract, routes, transport, options
+    )
+    return client

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx2
 
-from runaway_guard.http._core import Guarding
 from runaway_guard.http._shells import (
     AsyncMetered,
     AsyncShell,
     SyncMetered,
     SyncShell,
-    client_options,
+    build_client,
 )
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ class _AsyncStream(AsyncMetered, httpx2.AsyncByteStream):
 
 
 class GuardedTransport(SyncShell, httpx2.BaseTransport):
-    """An httpx2 transport that holds and settles every request under a contract.
+    """A transport that holds and settles every request under a contract.
 
     Args:
         contract: the contract each attempt is held and settled under.
@@ -40,33 +39,15 @@ class GuardedTransport(SyncShell, httpx2.BaseTransport):
             flat prices (or free, None) by method, host and path; first match wins.
     """
 
-    _stream = _SyncStream
-
-    def __init__(
-        self,
-        contract: Contract,
-        *,
-        transport: httpx2.BaseTransport | None = None,
-        routes: Mapping[str, object] | None = None,
-    ) -> None:
-        self._core = Guarding(contract, routes, httpx2)
-        self._inner = transport if transport is not None else httpx2.HTTPTransport()
+    _library: ClassVar[Any] = httpx2
+    _stream: ClassVar[type[SyncMetered]] = _SyncStream
 
 
 class AsyncGuardedTransport(AsyncShell, httpx2.AsyncBaseTransport):
     """`GuardedTransport` for ``httpx2.AsyncClient``."""
 
-    _stream = _AsyncStream
-
-    def __init__(
-        self,
-        contract: Contract,
-        *,
-        transport: httpx2.AsyncBaseTransport | None = None,
-        routes: Mapping[str, object] | None = None,
-    ) -> None:
-        self._core = Guarding(contract, routes, httpx2)
-        self._inner = transport if transport is not None else httpx2.AsyncHTTPTransport()
+    _library: ClassVar[Any] = httpx2
+    _stream: ClassVar[type[AsyncMetered]] = _AsyncStream
 
 
 def client(
@@ -76,7 +57,7 @@ def client(
     transport: httpx2.BaseTransport | None = None,
     **options: Any,
 ) -> httpx2.Client:
-    """An ``httpx2.Client`` whose every request is held and settled under `contract`.
+    """A ``httpx2.Client`` whose every request is held and settled under `contract`.
 
     Pass it to an SDK: ``OpenAI(http_client=client(contract))``. Each HTTP attempt the
     SDK makes, retries included, places its own hold before any byte is sent.
@@ -84,17 +65,16 @@ def client(
     Args:
         contract: the contract to guard requests with.
         routes: flat prices by route (see `GuardedTransport`).
-        transport: the transport that really sends; default an ``httpx2.HTTPTransport``
+        transport: the transport that really sends; default a ``httpx2.HTTPTransport``
             built from the transport options among `options` (``verify``, ``proxy``,
             ``limits``, ``http2``...). Proxies from the environment are not used: pass
             ``proxy=`` explicitly.
         options: ``httpx2.Client`` options; defaults follow the SDKs' own clients.
     """
-    kwargs, inner = client_options(httpx2, transport, options)
-    sender = transport if transport is not None else httpx2.HTTPTransport(**inner)
-    return httpx2.Client(
-        transport=GuardedTransport(contract, transport=sender, routes=routes), **kwargs
+    client: httpx2.Client = build_client(
+        httpx2, GuardedTransport, contract, routes, transport, options
     )
+    return client
 
 
 def async_client(
@@ -105,7 +85,7 @@ def async_client(
     **options: Any,
 ) -> httpx2.AsyncClient:
     """`client` for async code: ``AsyncAnthropic(http_client=async_client(contract))``."""
-    kwargs, inner = client_options(httpx2, transport, options)
-    sender = transport if transport is not None else httpx2.AsyncHTTPTransport(**inner)
-    guarded = AsyncGuardedTransport(contract, transport=sender, routes=routes)
-    return httpx2.AsyncClient(transport=guarded, **kwargs)
+    client: httpx2.AsyncClient = build_client(
+        httpx2, AsyncGuardedTransport, contract, routes, transport, options
+    )
+    return client

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, Final
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from runaway_guard._errors import ContractError, RunawayGuardError
 from runaway_guard._flow import _admit_async, _admit_sync, _ledger
 from runaway_guard.http._core import Guarding, Metering
 
-__all__ = ["AsyncMetered", "AsyncShell", "SyncMetered", "SyncShell", "client_options"]
+if TYPE_CHECKING:
+    from runaway_guard._guard import Contract
+
+__all__ = ["AsyncMetered", "AsyncShell", "SyncMetered", "SyncShell", "build_client"]
 
 _TRANSPORT_OPTIONS: Final = (
     "verify",
@@ -33,13 +36,19 @@ _TRANSPORT_OPTIONS: Final = (
 )
 
 
-def client_options(
-    library: Any, transport: object | None, options: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split client options into the client's and the inner transport's.
+def build_client(
+    library: Any,
+    guarded: type[SyncShell | AsyncShell],
+    contract: Contract,
+    routes: Mapping[str, object] | None,
+    transport: object | None,
+    options: dict[str, Any],
+) -> Any:
+    """A `library` client (sync or async, as `guarded` is) sending through `guarded`.
 
-    Defaults follow the OpenAI and Anthropic SDKs' own clients: a 600 s timeout (5 s to
-    connect), redirects followed, up to 1000 connections.
+    Options for the default transport (``verify``, ``proxy``, ``limits``...) build it;
+    the rest go to the client. Defaults follow the OpenAI and Anthropic SDKs' own
+    clients: a 600 s timeout (5 s to connect), redirects followed, 1000 connections.
     """
     if "mounts" in options:
         raise ContractError(
@@ -47,10 +56,10 @@ def client_options(
             "bypass the guard; pass transport= (it is wrapped) or build the client yourself "
             "with a guarded transport per mount"
         )
-    client = dict(options)
-    client.setdefault("timeout", library.Timeout(600.0, connect=5.0))
-    client.setdefault("follow_redirects", True)
-    inner: dict[str, Any] = {n: client.pop(n) for n in _TRANSPORT_OPTIONS if n in client}
+    kwargs = dict(options)
+    kwargs.setdefault("timeout", library.Timeout(600.0, connect=5.0))
+    kwargs.setdefault("follow_redirects", True)
+    inner: dict[str, Any] = {n: kwargs.pop(n) for n in _TRANSPORT_OPTIONS if n in kwargs}
     if transport is not None and inner:
         raise ContractError(
             f"options {sorted(inner)} configure the default transport; with transport=, set "
@@ -58,8 +67,11 @@ def client_options(
         )
     inner.setdefault("limits", library.Limits(max_connections=1000, max_keepalive_connections=100))
     if "trust_env" in inner:
-        client["trust_env"] = inner["trust_env"]
-    return client, inner
+        kwargs["trust_env"] = inner["trust_env"]
+    if transport is None:
+        transport = getattr(library, guarded._sender)(**inner)
+    client = library.AsyncClient if issubclass(guarded, AsyncShell) else library.Client
+    return client(transport=guarded(contract, transport=transport, routes=routes), **kwargs)
 
 
 def _content(request: Any) -> bytes | None:
@@ -78,12 +90,30 @@ def _task_id() -> int:
     return id(task) if task is not None else 0
 
 
-class SyncShell:
+class _Shell:
+    """A guarded transport's state: the decisions, and the transport that really sends."""
+
+    _library: ClassVar[Any]
+    """The ``httpx2`` or ``httpx`` module."""
+    _sender: ClassVar[str]
+    """The name of the library's default transport class."""
+
+    def __init__(
+        self,
+        contract: Contract,
+        *,
+        transport: Any = None,
+        routes: Mapping[str, object] | None = None,
+    ) -> None:
+        self._core = Guarding(contract, routes, self._library)
+        self._inner = transport if transport is not None else getattr(self._library, self._sender)()
+
+
+class SyncShell(_Shell):
     """``handle_request`` of a guarded sync transport."""
 
-    _core: Guarding
-    _inner: Any
-    _stream: type[SyncMetered]
+    _sender = "HTTPTransport"
+    _stream: ClassVar[type[SyncMetered]]
 
     def handle_request(self, request: Any) -> Any:
         core = self._core
@@ -109,12 +139,11 @@ class SyncShell:
         self._inner.close()
 
 
-class AsyncShell:
+class AsyncShell(_Shell):
     """``handle_async_request`` of a guarded async transport."""
 
-    _core: Guarding
-    _inner: Any
-    _stream: type[AsyncMetered]
+    _sender = "AsyncHTTPTransport"
+    _stream: ClassVar[type[AsyncMetered]]
 
     async def handle_async_request(self, request: Any) -> Any:
         core = self._core
