@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx2
 import openai
 import pytest
 from genai_prices import Usage
@@ -376,3 +378,15 @@ def test_the_sdk_on_an_httpx_client_is_guarded_too(
         client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=300)
     assert ["failed", "settled"] == [r.outcome for r in records(guard)]
     assert nanos(GENAI, MODEL, "openai", clock) == records(guard)[1].actual
+
+
+def test_a_dropped_connection_under_a_one_attempt_contract_is_not_retried(
+    api: FakeAPI, guard: rg.Guard, sdk: Callable[..., openai.OpenAI]
+) -> None:
+    api.reply(fake_api.Reply(drop=True), fake_api.chat(MODEL, USAGE))
+    started = time.monotonic()
+    with pytest.raises(rg.RetriesExhausted, match="allows 1 attempt per call") as caught:
+        sdk(llm(guard)).chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=300)
+    assert 1 == api.count
+    assert time.monotonic() - started < 0.4  # the SDK's back-off sleep never happened
+    assert isinstance(caught.value.__cause__, httpx2.RemoteProtocolError)

@@ -168,6 +168,7 @@ def test_a_token_contract_lets_reads_through_free(guard: rg.Guard) -> None:
     with rg_http.client(llm(guard), transport=httpx2.MockTransport(ok)) as client:
         client.get("https://api.openai.com/v1/models")
         client.delete("https://api.openai.com/v1/files/file-1")
+        client.post("https://api.openai.com/v1/files", files={"file": b"data"})
     assert [] == records(guard)
 
 

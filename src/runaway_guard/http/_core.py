@@ -20,7 +20,7 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from runaway_guard._classify import Kind, classify
+from runaway_guard._classify import RETRIABLE, Kind, classify
 from runaway_guard._errors import ContractError, RetriesExhausted, RunawayGuardError
 from runaway_guard._events import RetriesGaveUp
 from runaway_guard._flow import CallFlow
@@ -319,12 +319,29 @@ class Guarding:
         except BaseException as error:
             if error is not exc:
                 raise
-            self._stopped(
-                attempt.state,
-                "not retriable",
-                f"the guard does not retry {type(exc).__name__}",
-                gave_up=False,
+            kind = classify(exc, now=self.now()).kind
+            if kind not in RETRIABLE:  # a bug, an interrupt: it goes up as it is
+                self._stopped(
+                    attempt.state,
+                    "not retriable",
+                    f"the guard does not retry {kind} ({type(exc).__name__})",
+                    gave_up=False,
+                )
+                return exc
+            # The SDK would sleep and retry a connection error; the guard would refuse
+            # that attempt. Say so now, without the sleep.
+            policy = self.contract.spec.retry
+            why = (
+                f"allows {policy.attempts} attempt per call; set retry=rg.Retry(attempts=N) "
+                "to retry"
+                if policy.attempts == 1
+                else "declines to retry it (its retry_if)"
             )
+            refusal = self._stopped(
+                attempt.state, "attempts", f"{kind} ({type(exc).__name__}): the contract {why}"
+            )
+            refusal.__cause__ = exc
+            return for_sdks(refusal)
         return exc
 
     def received(self, attempt: Attempt, response: Any) -> Metering | None:

@@ -92,7 +92,12 @@ LLM_FREE_ROUTES: Final = parse_routes(
         "POST /*/input_tokens": None,
         "POST /*/moderations": None,
         "POST /*/cancel": None,
+        "POST /*/files": None,
+        "POST /*/uploads": None,
+        "POST /*/uploads/*": None,
+        "POST /*/conversations": None,
     }
 )
-"""Requests an LLM API does not bill: reads, deletes, token counting, moderation and
-cancellation. They pass a token-priced client without a hold."""
+"""Requests an LLM API does not bill per request: reads, deletes, token counting,
+moderation, cancellation, file uploads and new conversations. They pass a token-priced
+client without a hold."""
