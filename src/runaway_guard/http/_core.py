@@ -12,7 +12,6 @@ run, amounts and an error label such as ``HTTPStatusError 429``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -127,17 +126,17 @@ class Guarding:
         self.library = library
         self._calls: OrderedDict[tuple[object, ...], CallState] = OrderedDict()
         self._lock = threading.Lock()
-        self._pricing: dict[tuple[str, str, str], Pricing] = {}
+        self._pricing: dict[tuple[str, str, int | None, str], Pricing] = {}
         self._told = False  # said once that chat streams without usage settle at estimate
 
     # -- before sending ----------------------------------------------------------------------
     def pricing(self, request: Any) -> Pricing:
         """How `request` is priced. Raises `UnpricedRequest` (for the SDKs) if it cannot be."""
         url = request.url
-        netloc = f"{url.host}:{url.port}" if url.port else url.host
-        key = (request.method, netloc, url.path)
+        key = (request.method, url.host, url.port, url.path)
         found = self._pricing.get(key)
         if found is None:
+            netloc = f"{url.host}:{url.port}" if url.port else url.host
             try:
                 found = self._price_of(request.method, url.host, netloc, url.path)
             except RunawayGuardError as exc:
@@ -517,11 +516,11 @@ def _identify(
             idempotency = value
     if idempotency:
         return retries, ("idempotency", idempotency)
-    # An SDK retry replays the same request from the same thread or task.
-    digest = hashlib.blake2b(body, digest_size=16).digest() if body else b""
+    # An SDK retries inside the call, before it returns: the next attempt comes from the
+    # same thread (or task) to the same URL, with the same body.
     url = request.url
-    where = (request.method, url.host, url.port, url.path)
-    return retries, ("request", threading.get_ident(), caller, where, digest)
+    where = (request.method, url.host, url.port, url.path, len(body or b""))
+    return retries, ("request", threading.get_ident(), caller, where)
 
 
 def _json(body: bytes) -> Any:
