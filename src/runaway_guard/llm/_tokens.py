@@ -14,7 +14,6 @@ import functools
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from typing import Final
 
@@ -50,6 +49,8 @@ def cache_path(encoding: str) -> str | None:
     elif "DATA_GYM_CACHE_DIR" in os.environ:
         folder = os.environ["DATA_GYM_CACHE_DIR"]
     else:
+        import tempfile  # only here: importing it costs milliseconds at start-up
+
         folder = os.path.join(tempfile.gettempdir(), "data-gym-cache")
     if folder == "":
         return None
