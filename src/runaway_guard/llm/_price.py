@@ -30,7 +30,8 @@ _billed: dict[tuple[object, ...], Rates] = {}
 """The rates of a billed model (a dated snapshot, a service tier), by the rates asked for."""
 
 DEFAULT_IMAGE_TOKENS = 16_384
-"""Tokens held per image: above what current OpenAI and Anthropic models bill for one."""
+"""Tokens held per image: a generous bound (an image's tokens depend on its pixels and
+the detail setting, which the guard does not decode). Lower it if you bound image sizes."""
 
 
 @dataclass(slots=True)
