@@ -14,7 +14,7 @@ Money('$0.55')
 
 import logging as _logging
 
-from runaway_guard import agents, alerts, config, ledger, patterns, testing
+from runaway_guard import agents, alerts, config, ledger, llm, patterns, testing
 from runaway_guard._budget import Budget, Period, Unit
 from runaway_guard._classify import Failure, Kind, classify
 from runaway_guard._clock import Clock, SystemClock
@@ -67,6 +67,7 @@ from runaway_guard._version import __version__
 from runaway_guard.alerts import Alerts
 from runaway_guard.config import Config, load_config
 from runaway_guard.ledger import Ledger, ledger_from_url, register_ledger
+from runaway_guard.llm import TokenPrice, TokenRates, UnboundedInput, UnboundedOutput, UnknownModel
 from runaway_guard.patterns import (
     Codec,
     Fallback,
@@ -143,8 +144,13 @@ __all__ = [
     "Settled",
     "Singleflight",
     "SystemClock",
+    "TokenPrice",
+    "TokenRates",
     "TooManyItems",
+    "UnboundedInput",
+    "UnboundedOutput",
     "Unit",
+    "UnknownModel",
     "__version__",
     "agents",
     "alerts",
@@ -153,6 +159,7 @@ __all__ = [
     "declare_contract",
     "ledger",
     "ledger_from_url",
+    "llm",
     "load_config",
     "parse_money",
     "patterns",

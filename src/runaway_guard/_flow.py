@@ -199,7 +199,11 @@ class CallFlow:
             )
         bound = self.contract.retry_money_bound()
         if bound is not None:
-            upcoming = self.contract.estimate(self._call(self.attempt + 1)).money
+            # An integration that priced this call itself (an HTTP transport) knows the
+            # next attempt's estimate: the same request, sent again.
+            upcoming = (
+                self.fixed_estimate or self.contract.estimate(self._call(self.attempt + 1))
+            ).money
             upcoming = upcoming.to(self.guard.currency, self.guard.exchange_rates)
             if self.charged_nanos + upcoming.nanos > bound.nanos:
                 spent = type(bound)(self.charged_nanos, bound.currency)

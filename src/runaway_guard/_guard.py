@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from runaway_guard._budget import Budget, Unit, check_count
 from runaway_guard._budget import timezone as zone_named
@@ -58,6 +58,9 @@ from runaway_guard._runs import Run, RunScope
 from runaway_guard.ledger import HoldInfo, Ledger, default_ledger_url, ledger_from_url
 from runaway_guard.patterns import Idempotency, KeyFunction
 from runaway_guard.patterns._entries import ContractPatterns, GuardPatterns
+
+if TYPE_CHECKING:
+    import httpx2
 
 __all__ = ["ENV_VAR", "BudgetStatus", "Contract", "Guard", "KillSwitch"]
 
@@ -672,6 +675,24 @@ class Contract(ContractPatterns):
 
     def __repr__(self) -> str:
         return f"Contract({self.name!r})"
+
+    # -- guarded HTTP clients (runaway_guard.http) -------------------------------------------------
+    def http_client(self, **options: Any) -> httpx2.Client:
+        """An ``httpx2.Client`` that holds and settles every request under this contract.
+
+        ``OpenAI(http_client=contract.http_client())``: each attempt the SDK makes, its
+        retries included, is held before a byte is sent. Options (``routes=``,
+        ``transport=``, client options) are those of `runaway_guard.http.client`.
+        """
+        from runaway_guard.http import client  # noqa: PLC0415 - httpx2 is an optional extra
+
+        return client(self, **options)
+
+    def async_http_client(self, **options: Any) -> httpx2.AsyncClient:
+        """`http_client` for async SDK clients (``AsyncOpenAI``, ``AsyncAnthropic``)."""
+        from runaway_guard.http import async_client  # noqa: PLC0415 - an optional extra
+
+        return async_client(self, **options)
 
 
 def _merge_options(code: dict[str, Any], declared: Mapping[str, Any]) -> dict[str, Any]:
