@@ -174,3 +174,29 @@ def test_app_that_is_not_a_guard_is_refused(scratch: Path, monkeypatch: pytest.M
     result = run("doctor", "--ledger", "memory://", "--app", "doctor_app_two:guard")
     assert 2 == result.exit_code
     assert "is int, not a runaway_guard.Guard" in result.stderr
+
+
+def test_a_token_price_for_a_model_genai_prices_does_not_know_fails(
+    scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (scratch / "doctor_app_llm.py").write_text(
+        "import runaway_guard as rg\n"
+        "guard = rg.Guard('memory://')\n"
+        "for name, model in (('known', 'gpt-4o-mini'), ('typo', 'gpt-4o-mnii')):\n"
+        "    guard.contract(name, price=rg.TokenPrice(model=model, provider='openai'),\n"
+        "                   max_per_run='$1', max_calls_per_run=20, concurrency=2,\n"
+        "                   provider_cap='OpenAI org usage limit, $25/month',\n"
+        "                   environments={'dev': {'max_per_run': '$0.10'}})\n"
+        "guard.contract('any-model', price=rg.TokenPrice(), max_per_run='$1',\n"
+        "               max_calls_per_run=20, concurrency=2,\n"
+        "               provider_cap='OpenAI org usage limit, $25/month',\n"
+        "               environments={'dev': {'max_per_run': '$0.10'}})\n"
+    )
+    monkeypatch.syspath_prepend(str(scratch))
+    code, output = doctor(scratch, 'ledger = "memory://"\n', "--app", "doctor_app_llm:guard")
+    assert 1 == code
+    assert "FAIL" == finding(output, "known prices", "gpt-4o-mnii").split()[0]
+    assert "warn" == finding(output, "known prices", "each request's model").split()[0]
+    failed = output.split("checklist line(s) failed:")[1]
+    assert "contract typo: known prices" in failed
+    assert "contract known" not in failed

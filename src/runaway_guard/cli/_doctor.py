@@ -243,7 +243,35 @@ def _known_prices(subject: Subject) -> Finding:
             f'no price: write price = "$0.002" in [contracts.{subject.name}], or check the code '
             "that declares it with --app module:guard",
         )
+    if type(subject.price).__name__ == "TokenPrice":
+        return _known_token_prices(subject)
     return Finding(KNOWN_PRICES, "ok", str(subject.price))
+
+
+def _known_token_prices(subject: Subject) -> Finding:
+    """A token price is known when genai-prices knows its model, or it has a fallback."""
+    from runaway_guard.llm import TokenPrice, prices_for  # noqa: PLC0415 - optional extra
+
+    price = subject.price
+    assert isinstance(price, TokenPrice)
+    if price.fallback is not None:
+        return Finding(KNOWN_PRICES, "ok", f"{price} (fallback rates for unknown models)")
+    if price.model is None:
+        return Finding(
+            KNOWN_PRICES,
+            "warn",
+            f"{price}: each request's model is priced from genai-prices; a model it does not "
+            "know is refused at call time (give TokenPrice a fallback=rg.TokenRates(...) to "
+            "price it instead)",
+        )
+    if prices_for(price.model, provider=price.provider) is None:
+        return Finding(
+            KNOWN_PRICES,
+            "FAIL",
+            f"genai-prices does not know model {price.model!r}: every call would be refused; "
+            "fix the model name or give TokenPrice a fallback=rg.TokenRates(...)",
+        )
+    return Finding(KNOWN_PRICES, "ok", str(price))
 
 
 def _environments(subject: Subject, environment: str | None) -> Finding:
