@@ -13,7 +13,7 @@ import time
 
 from benchmarks._report import Figure, render
 
-BENCHMARKS = ("overhead", "ledgers", "alerts", "lint")
+BENCHMARKS = ("overhead", "transport", "ledgers", "alerts", "lint")
 
 
 def main() -> int:

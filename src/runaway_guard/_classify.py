@@ -64,6 +64,8 @@ UPSTREAM_FAILURES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Failure:
+    """How a failed attempt was classified: its kind, HTTP status and any Retry-After."""
+
     kind: Kind
     status: int | None = None
     retry_after: float | None = None

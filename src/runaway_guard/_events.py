@@ -59,6 +59,8 @@ class Settled(Event):
 
 @dataclass(slots=True)
 class CallRefused(Event):
+    """A call was refused before it was made; `error` says why (nothing was spent)."""
+
     contract: str
     run: str
     error: Exception
@@ -85,6 +87,8 @@ class HoldReaped(Event):
 
 @dataclass(slots=True)
 class KillSwitchSet(Event):
+    """A kill switch was engaged, by a person or by an anomaly trip."""
+
     scope: str
     reason: str
     by: str
@@ -92,12 +96,16 @@ class KillSwitchSet(Event):
 
 @dataclass(slots=True)
 class KillSwitchCleared(Event):
+    """A kill switch was revived."""
+
     scope: str
     by: str
 
 
 @dataclass(slots=True)
 class BreakerOpened(Event):
+    """A contract's circuit breaker opened after consecutive upstream failures."""
+
     contract: str
     failures: int
     until: float
@@ -105,6 +113,8 @@ class BreakerOpened(Event):
 
 @dataclass(slots=True)
 class BreakerClosed(Event):
+    """A half-open probe succeeded and closed the contract's circuit breaker."""
+
     contract: str
 
 
@@ -120,6 +130,8 @@ class AnomalyTripped(Event):
 
 @dataclass(slots=True)
 class RetryScheduled(Event):
+    """A failed attempt will be retried after `delay` seconds."""
+
     contract: str
     attempt: int
     delay: float
@@ -128,12 +140,16 @@ class RetryScheduled(Event):
 
 @dataclass(slots=True)
 class RetriesGaveUp(Event):
+    """A call's retries ran out; `reason` names the bound that did."""
+
     contract: str
     attempts: int
     reason: str
 
 
 class EventListener(Protocol):
+    """A callable that receives every event a guard emits."""
+
     def __call__(self, event: Event, /) -> None: ...
 
 

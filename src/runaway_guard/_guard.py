@@ -93,6 +93,8 @@ class BudgetStatus:
 
 @dataclass(frozen=True, slots=True)
 class KillSwitch:
+    """An engaged kill switch, as `Guard.kill_switches` lists it."""
+
     scope: str
     reason: str
     by: str
