@@ -54,3 +54,9 @@ def test_a_refused_call_frees_its_slot(guard: rg.Guard) -> None:
     with pytest.raises(rg.BudgetExceeded):
         limited.call(lambda: None)
     assert 0 == limited.in_flight()
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), -1])
+def test_the_wait_for_a_slot_needs_a_finite_deadline(timeout: float) -> None:
+    with rg.Guard("memory://") as guard, pytest.raises(rg.ContractError, match="queue_timeout"):
+        contract(guard, concurrency=1, queue_timeout=timeout)

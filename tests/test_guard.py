@@ -428,3 +428,41 @@ def test_a_ledger_lost_after_the_call_keeps_the_result(
         assert 42 == limited.call(paid_then_ledger_lost)
     assert "will be reaped at its estimate" in caplog.text
     assert "could not free a concurrency slot" in caplog.text
+
+
+def test_a_free_flat_price_needs_a_call_bound(guard: rg.Guard) -> None:
+    with pytest.raises(rg.ContractError, match="nothing bounds the number of calls"):
+        contract(guard, "free", price="$0", max_per_run="$1")
+    free = contract(guard, "free-but-counted", price="$0", max_calls_per_run=2)
+    free.call(Upstream())
+
+
+def test_a_zero_estimate_without_an_integer_bound_is_refused(guard: rg.Guard) -> None:
+    """A money cap bounds nothing when a call's estimate is $0: fail closed."""
+    upstream = Upstream()
+    priced = contract(guard, "maybe-free", price=rg.Dynamic(lambda call: "$0"), max_per_run="$1")
+    with pytest.raises(rg.ContractError, match="nothing would bound how many"):
+        priced.call(upstream)
+    assert 0 == upstream.calls
+    counted = contract(
+        guard, "counted", price=rg.Dynamic(lambda call: "$0"), max_per_run="$1", max_calls_per_run=3
+    )
+    counted.call(upstream)
+    assert 1 == upstream.calls
+
+
+def test_an_actual_cost_in_an_unknown_currency_keeps_the_result(
+    guard: rg.Guard, caplog: pytest.LogCaptureFixture
+) -> None:
+    limited = contract(
+        guard,
+        price=rg.Dynamic(lambda call: "$0.05", lambda call, result: "€0.04"),
+        max_calls_per_run=5,
+        concurrency=1,
+    )
+    with guard.run("r") as run, caplog.at_level(logging.WARNING):
+        assert 7 == limited.call(lambda: 7)
+        assert rg.parse_money("$0.05") == run.spent()  # the estimate, since € is unknown
+    assert "no exchange rate" in caplog.text
+    assert [] == guard.ledger.holds()
+    assert 0 == limited.in_flight()

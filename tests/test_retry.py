@@ -246,3 +246,14 @@ def test_exhaustion_lists_each_attempt_with_its_cost(guard: rg.Guard) -> None:
 def test_http_date_helper_round_trips() -> None:
     when = datetime(2026, 11, 22, 23, 0, tzinfo=UTC)
     assert "Sun, 22 Nov 2026 23:00:00 GMT" == http_date(when)
+
+
+def test_a_retry_money_bound_of_zero_allows_no_paid_retry(guard: rg.Guard) -> None:
+    """$0 is a bound, never 'unset': a falsy Money must not fall through to max_per_run."""
+    retrying = contract(
+        guard, price="$0.10", max_per_run="$1", retry=rg.Retry(5, max_cost="$0"), breaker=False
+    )
+    upstream = failing(*[HTTPFailure(503) for _ in range(9)])
+    with pytest.raises(rg.RetriesExhausted) as info:
+        retrying.call(upstream)
+    assert (1, "money") == (upstream.calls, info.value.reason)  # type: ignore[attr-defined]

@@ -67,8 +67,11 @@ class Contract(ContractPatterns):
         self._flat = Cost(spec.price.amount) if type(spec.price) is PerCall else None
         self.flat = self._flat is not None
         """True when the price is a plain `PerCall`: the estimate is the actual."""
-        if not self.queue_timeout >= 0:
-            raise ContractError(f"contract {spec.name!r}: queue_timeout must be >= 0 seconds")
+        if not 0 <= self.queue_timeout < float("inf"):
+            raise ContractError(
+                f"contract {spec.name!r}: queue_timeout must be a finite number of seconds "
+                f">= 0, got {queue_timeout!r} (every wait needs a deadline)"
+            )
 
     @property
     def name(self) -> str:
@@ -160,7 +163,8 @@ class Contract(ContractPatterns):
             return None
 
     def retry_money_bound(self) -> Money | None:
-        bound = self.spec.retry.max_cost or self.spec.max_per_run
+        retry_cap = self.spec.retry.max_cost
+        bound = retry_cap if retry_cap is not None else self.spec.max_per_run
         return None if bound is None else bound.to(self.guard.currency, self.guard.exchange_rates)
 
     # -- concurrency -------------------------------------------------------------------------------

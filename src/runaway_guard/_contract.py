@@ -291,6 +291,12 @@ def declare_contract(
         counts["max_calls_per_run"] = money_run.nanos // unit.nanos if unit.nanos else None
         if counts["max_calls_per_run"] is not None:
             derived.add("max_calls_per_run")
+    if unit is not None and not unit.nanos and counts["max_calls_per_run"] is None:
+        # A money cap bounds nothing when every call is free.
+        raise ContractError(
+            f"contract {name!r} has a price of {unit} and only a money bound per run, so "
+            "nothing bounds the number of calls: set max_calls_per_run (an integer)"
+        )
     if concurrency is not None:
         check_count(concurrency, "concurrency")
         if concurrency < 1:

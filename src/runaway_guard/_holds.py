@@ -87,7 +87,15 @@ class LineSpec:
 class Template:
     """The lines of one (contract, run) pair until `valid_until`, when a window rolls."""
 
-    __slots__ = ("_last", "blockers", "has_tokens", "hour_calls_key", "lines", "valid_until")
+    __slots__ = (
+        "_last",
+        "blockers",
+        "counted",
+        "has_tokens",
+        "hour_calls_key",
+        "lines",
+        "valid_until",
+    )
 
     def __init__(
         self,
@@ -96,12 +104,15 @@ class Template:
         has_tokens: bool,
         hour_calls_key: str | None,
         blockers: tuple[str, ...],
+        counted: bool,
     ) -> None:
         self.lines = lines
         self.blockers = blockers
         """Kill switches that cover the call, and the breaker's gate when it has one."""
         self.valid_until = valid_until
         self.has_tokens = has_tokens
+        self.counted = counted
+        """True when a calls or tokens budget with a limit covers the call."""
         self.hour_calls_key = hour_calls_key
         self._last: tuple[int, int | None, tuple[HoldLine, ...]] | None = None
 
@@ -210,6 +221,10 @@ def build_template(contract: Contract, run: Run, now: float) -> Template:
         lines=tuple(merged.values()),
         valid_until=min(ends, default=float("inf")),
         has_tokens=any(line.unit is Unit.TOKENS for line in merged.values()),
+        counted=any(
+            line.limit is not None and line.unit in (Unit.CALLS, Unit.TOKENS)
+            for line in merged.values()
+        ),
         hour_calls_key=hour_key,
         blockers=blockers,
     )
@@ -246,6 +261,12 @@ def place_hold(
     now = guard.clock.now()
     money = estimate.money.to(guard.currency, guard.exchange_rates)
     template = template_for(contract, run, now)
+    if not money.nanos and not template.counted:
+        raise ContractError(
+            f"contract {spec.name!r}: this call's estimate is {money} and no calls or tokens "
+            "budget covers it, so nothing would bound how many such calls run; set "
+            "max_calls_per_run (or max_tokens_per_run for a token price)"
+        )
     if template.has_tokens and estimate.tokens is None:
         raise ContractError(
             f"contract {spec.name!r} has a token budget but its price gives no token "
@@ -359,11 +380,22 @@ class Hold:
     def settle(self, actual: Cost | None = None) -> Money:
         """Charge the actual cost (None charges the estimate). Returns what was charged."""
         guard = self.contract.guard
-        if actual is None:
-            money, tokens = self.estimate, self.estimate_tokens
-        else:
-            money = actual.money.to(guard.currency, guard.exchange_rates)
-            tokens = actual.tokens if actual.tokens is not None else self.estimate_tokens
+        money, tokens = self.estimate, self.estimate_tokens
+        if actual is not None:
+            try:
+                money = actual.money.to(guard.currency, guard.exchange_rates)
+            except ContractError:
+                # The call happened and was paid; raising now would lose its result.
+                logger.warning(
+                    "runaway-guard: the actual cost %s of %r cannot be counted in %s (no "
+                    "exchange rate); charging the estimate %s instead",
+                    actual.money,
+                    self.contract.spec.name,
+                    guard.currency,
+                    self.estimate,
+                )
+            else:
+                tokens = actual.tokens if actual.tokens is not None else self.estimate_tokens
         self._end(money, tokens, Outcome.SETTLED, "", answered=True)
         if money.nanos > self.estimate.nanos:  # both in the ledger currency by now
             guard.emit(
@@ -444,7 +476,12 @@ class Hold:
         if gate_key(name) in result.cleared:
             guard.emit(BreakerClosed(guard.clock.now(), name))
         if report:
-            self._after_settle(result, outcome, money)
+            try:
+                self._after_settle(result, outcome, money)
+            except Exception:  # events and the anomaly trip must never cost a paid result
+                logger.warning(
+                    "runaway-guard: after settling hold %s of %r", self.hold_id, name, exc_info=True
+                )
 
     def _after_settle(self, result: SettleResult, outcome: Outcome, money: Money) -> None:
         guard = self.contract.guard

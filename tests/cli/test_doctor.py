@@ -200,3 +200,21 @@ def test_a_token_price_for_a_model_genai_prices_does_not_know_fails(
     failed = output.split("checklist line(s) failed:")[1]
     assert "contract typo: known prices" in failed
     assert "contract known" not in failed
+
+
+def test_a_token_bound_counts_as_an_integer_bound(
+    scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For LLM calls the protocol bounds tokens per run rather than calls."""
+    (scratch / "doctor_app_tokens.py").write_text(
+        "import runaway_guard as rg\n"
+        "guard = rg.Guard('memory://')\n"
+        "guard.contract('chat', price=rg.TokenPrice(model='gpt-4o-mini', provider='openai'),\n"
+        "               max_per_run='$2', max_tokens_per_run=200_000, concurrency=2,\n"
+        "               provider_cap='OpenAI org usage limit, $50/month',\n"
+        "               environments={'dev': {'max_per_run': '$0.10'}})\n"
+    )
+    monkeypatch.syspath_prepend(str(scratch))
+    code, output = doctor(scratch, 'ledger = "memory://"\n', "--app", "doctor_app_tokens:guard")
+    assert 0 == code, output
+    assert "at most 200000 tokens per run" in finding(output, "integer bounds")

@@ -77,6 +77,7 @@ class Subject:
     price: Price | None = None
     max_calls_per_run: int | None = None
     max_per_run: Money | None = None
+    max_tokens_per_run: int | None = None
     retry: Retry | None = None
     concurrency: int | None = None
     environments: tuple[str, ...] = ()
@@ -92,6 +93,7 @@ def from_spec(spec: ContractSpec, source: str) -> Subject:
         price=spec.price,
         max_calls_per_run=spec.max_calls_per_run,
         max_per_run=spec.max_per_run,
+        max_tokens_per_run=spec.max_tokens_per_run,
         retry=spec.retry,
         concurrency=spec.concurrency,
         environments=spec.environments,
@@ -108,6 +110,7 @@ def from_config(contract: ContractConfig, config: Config) -> Subject:
         price=options.get("price"),
         max_calls_per_run=options.get("max_calls_per_run"),
         max_per_run=options.get("max_per_run"),
+        max_tokens_per_run=options.get("max_tokens_per_run"),
         retry=options.get("retry"),
         concurrency=options.get("concurrency"),
         environments=tuple(sorted(contract.environments)),
@@ -178,6 +181,9 @@ def _integer_bounds(subject: Subject) -> Finding:
     if calls is not None:
         derived = "" if subject.max_calls_per_run is not None else " (max_per_run / price)"
         return Finding(INTEGER_BOUNDS, "ok", f"at most {calls} calls per run{derived}")
+    if subject.max_tokens_per_run is not None:
+        # For LLM calls the protocol bounds tokens, not calls: each call holds its tokens.
+        return Finding(INTEGER_BOUNDS, "ok", f"at most {subject.max_tokens_per_run} tokens per run")
     if subject.max_per_run is not None:
         return Finding(
             INTEGER_BOUNDS,
