@@ -181,3 +181,18 @@ def test_calls_within_the_expectation_do_not_trip(guard: rg.Guard, clock: FakeCl
             paid.call(up)
         clock.advance(3600)
     assert [] == guard.kill_switches()
+
+
+def test_a_probe_refused_before_sending_hands_the_probe_back(
+    guard: rg.Guard, clock: FakeClock
+) -> None:
+    """Otherwise the breaker would say 'another caller is probing' for probe_timeout."""
+    paid = breaker_contract(guard)
+    trip(paid)
+    clock.advance(61)
+    with guard.run("stopped") as stopped:
+        stopped.kill("operator stopped this run")
+        with pytest.raises(rg.KillSwitchEngaged):
+            paid.call(up)  # it won the probe, then its own kill switch refused it
+    with guard.run("another"):
+        assert "ok" == paid.call(up)  # another caller may probe at once

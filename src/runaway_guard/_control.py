@@ -32,6 +32,7 @@ __all__ = [
     "record_failure",
     "set_kill",
     "successes_key",
+    "unclaim_probe",
     "who",
 ]
 
@@ -132,13 +133,19 @@ def is_gate(key: str) -> bool:
     return key.startswith("gate:breaker:")
 
 
-def claim_probe(ledger: Ledger, contract: str, policy: Breaker, *, now: float) -> None:
-    """Become the half-open probe, or raise `CircuitOpen` saying when to come back."""
+def claim_probe(
+    ledger: Ledger, contract: str, policy: Breaker, *, now: float
+) -> tuple[str, str] | None:
+    """Become the half-open probe, or raise `CircuitOpen` saying when to come back.
+
+    Returns ``(gate before, gate now)`` so a probe that is refused before it is sent
+    can hand the gate back (`unclaim_probe`); None when the breaker closed meanwhile.
+    """
     key = gate_key(contract)
     for _ in range(_CAS_TRIES):
         record = ledger.get_state(key, now=now)
         if record is None:
-            return  # closed meanwhile: an ordinary attempt
+            return None  # closed meanwhile: an ordinary attempt
         gate = json.loads(record.value)
         if gate["state"] == "open" and now < gate["until"]:
             raise CircuitOpen(
@@ -151,12 +158,24 @@ def claim_probe(ledger: Ledger, contract: str, policy: Breaker, *, now: float) -
                 f"contract {contract!r} circuit breaker is half-open and another caller is "
                 f"probing the upstream; try again after {_iso(gate['probe_until'])}"
             )
-        probing = {**gate, "state": "half_open", "probe_until": now + policy.probe_timeout}
-        if ledger.cas_state(
-            key, expected_version=record.version, value=json.dumps(probing), now=now
-        ):
-            return
+        probing = json.dumps(
+            {**gate, "state": "half_open", "probe_until": now + policy.probe_timeout}
+        )
+        if ledger.cas_state(key, expected_version=record.version, value=probing, now=now):
+            return record.value, probing
     raise LedgerError(f"breaker of {contract!r}: too much contention on the ledger")
+
+
+def unclaim_probe(ledger: Ledger, contract: str, claimed: tuple[str, str], *, now: float) -> None:
+    """Hand back a probe that was never sent (a budget or a kill switch refused it).
+
+    Without this the gate would say "another caller is probing" for `probe_timeout`.
+    Only our own half-open gate is put back; anything newer is left alone.
+    """
+    before, ours = claimed
+    record = ledger.get_state(gate_key(contract), now=now)
+    if record is not None and record.value == ours:
+        ledger.cas_state(gate_key(contract), expected_version=record.version, value=before, now=now)
 
 
 def record_failure(

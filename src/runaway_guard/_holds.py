@@ -25,6 +25,7 @@ from runaway_guard._control import (
     kill_error,
     record_failure,
     successes_key,
+    unclaim_probe,
 )
 from runaway_guard._errors import BudgetExceeded, ContractError, LedgerError
 from runaway_guard._events import (
@@ -287,11 +288,13 @@ def place_hold(
     probing = False
     outcome = guard.ledger.reserve(request)
     if isinstance(outcome, Blocked) and is_gate(outcome.key) and spec.breaker is not None:
-        claim_probe(guard.ledger, spec.name, spec.breaker, now=now)
+        claimed = claim_probe(guard.ledger, spec.name, spec.breaker, now=now)
         probing = True
         gate = gate_key(spec.name)
         request = replace(request, blockers=tuple(b for b in request.blockers if b != gate))
         outcome = guard.ledger.reserve(request)
+        if outcome is not None and claimed is not None:
+            unclaim_probe(guard.ledger, spec.name, claimed, now=now)
     if isinstance(outcome, Blocked):
         raise kill_error(outcome.key, outcome.value)
     if isinstance(outcome, Refusal):
