@@ -190,9 +190,7 @@ def test_a_probe_refused_before_sending_hands_the_probe_back(
     paid = breaker_contract(guard)
     trip(paid)
     clock.advance(61)
-    with guard.run("stopped") as stopped:
-        stopped.kill("operator stopped this run")
-        with pytest.raises(rg.KillSwitchEngaged):
-            paid.call(up)  # it won the probe, then its own kill switch refused it
+    with guard.run("capped", max_calls=0), pytest.raises(rg.BudgetExceeded):
+        paid.call(up)  # it won the probe, then its own run's budget refused it
     with guard.run("another"):
         assert "ok" == paid.call(up)  # another caller may probe at once
