@@ -60,3 +60,17 @@ def test_a_refused_call_frees_its_slot(guard: rg.Guard) -> None:
 def test_the_wait_for_a_slot_needs_a_finite_deadline(timeout: float) -> None:
     with rg.Guard("memory://") as guard, pytest.raises(rg.ContractError, match="queue_timeout"):
         contract(guard, concurrency=1, queue_timeout=timeout)
+
+
+def test_renewing_a_hold_keeps_its_concurrency_slot() -> None:
+    clock = rg.testing.FakeClock()
+    with rg.Guard("memory://", clock=clock) as guard:
+        limited = contract(guard, concurrency=1, hold_lease=60, queue_timeout=0)
+        streaming = limited.hold()
+        for _ in range(5):  # a stream that lasts five leases, renewed as it goes
+            clock.advance(50)
+            assert streaming.renew()
+        with pytest.raises(rg.ConcurrencyLimitReached):
+            limited.hold()
+        streaming.settle()
+        limited.hold().settle()

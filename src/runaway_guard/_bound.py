@@ -168,7 +168,8 @@ class Contract(ContractPatterns):
         return None if bound is None else bound.to(self.guard.currency, self.guard.exchange_rates)
 
     # -- concurrency -------------------------------------------------------------------------------
-    def acquire_slot(self, holder: str) -> bool:
+    def acquire_slot(self, holder: str, *, lease: float | None = None) -> bool:
+        """Take (or, for a holder that has one, extend) a concurrency slot."""
         limit = self.spec.concurrency
         if limit is None:
             return True
@@ -178,7 +179,7 @@ class Contract(ContractPatterns):
             limit=limit,
             holder=holder,
             now=now,
-            lease_until=now + self.spec.hold_lease,
+            lease_until=now + (self.spec.hold_lease if lease is None else lease),
         )
 
     def release_slot(self, holder: str) -> None:

@@ -375,10 +375,18 @@ class Hold:
         return self.call.attempt
 
     def renew(self, seconds: float | None = None) -> bool:
-        """Extend the lease (long streams); False when the hold already ended or was reaped."""
+        """Extend the lease (long streams); False when the hold already ended or was reaped.
+
+        The hold's concurrency slot, when the contract has one, is extended with it: a
+        slot whose lease ran out would let another caller in beside a live call.
+        """
         guard = self.contract.guard
         lease = seconds if seconds is not None else self.contract.spec.hold_lease
-        return guard.ledger.renew(self.hold_id, lease_until=guard.clock.now() + lease)
+        now = guard.clock.now()
+        renewed = guard.ledger.renew(self.hold_id, lease_until=now + lease)
+        if renewed and self.contract.spec.concurrency is not None and not self.ended:
+            self.contract.acquire_slot(self.hold_id, lease=lease)
+        return renewed
 
     def settle(self, actual: Cost | None = None) -> Money:
         """Charge the actual cost (None charges the estimate). Returns what was charged."""
