@@ -117,3 +117,21 @@ def test_the_default_ledger_lives_in_the_state_folder(
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     with rg.Guard() as guard:
         assert str(tmp_path / "runaway-guard" / "ledger.db") in guard.ledger.url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@h:6379/0?prefix=p", "redis://:***@h:6379/0?prefix=p"),
+        (
+            "postgresql://u:pw@h/db?sslpassword=x&schema=s",
+            "postgresql://u:***@h/db?sslpassword=***&schema=s",
+        ),
+        ("postgresql://h/db?password=hunter2", "postgresql://h/db?password=***"),
+        ("sqlite:///ledger.db", "sqlite:///ledger.db"),
+    ],
+)
+def test_urls_are_shown_without_secrets(url: str, shown: str) -> None:
+    from runaway_guard.ledger import redact_url
+
+    assert shown == redact_url(url)

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from runaway_guard._errors import ContractError, LedgerError
 from runaway_guard.ledger._memory import MemoryLedger
@@ -113,13 +113,29 @@ def default_ledger_url() -> str:
     return f"sqlite:///{Path(state) / 'runaway-guard' / 'ledger.db'}"
 
 
+_SECRET_OPTIONS: Final = ("password", "secret", "token", "key")
+
+
 def redact_url(url: str) -> str:
-    """`url` with any password replaced by ``***``."""
+    """`url` with its password, and any secret-looking query option, replaced by ``***``.
+
+    ``postgresql://u:pw@h/db?sslpassword=x`` becomes ``postgresql://u:***@h/db?sslpassword=***``.
+    """
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    changed = False
+    if parts.password is not None:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        parts, changed = parts._replace(netloc=netloc), True
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        masked = [
+            (name, "***" if any(word in name.lower() for word in _SECRET_OPTIONS) else value)
+            for name, value in pairs
+        ]
+        if masked != pairs:
+            parts, changed = parts._replace(query=urlencode(masked, safe="*")), True
+    # geturl() would also rewrite sqlite:/// as sqlite:/, so only rebuild what changed.
+    return parts.geturl() if changed else url
 
 
 def _open_memory(url: str) -> Ledger:
