@@ -173,3 +173,10 @@ def test_a_late_settle_never_brings_an_expired_window_back(
     assert "settled" == ledger.settle("a", {"money": 5}, now=NOW + 9 * 86400).status
     assert {} == ledger.counters(["k|money|total"])
     assert [] == ledger.list_counters()
+
+
+@pytest.mark.parametrize("days", ["-1", "nan", "inf"])
+def test_spend_retention_must_be_finite_and_not_negative(days: str) -> None:
+    """A negative retention would trim the whole spend log at every reap."""
+    with pytest.raises(rg.ContractError, match="spend_days"):
+        ledger_from_url(f"redis://127.0.0.1:6379/0?prefix=x&spend_days={days}")

@@ -135,3 +135,14 @@ def test_urls_are_shown_without_secrets(url: str, shown: str) -> None:
     from runaway_guard.ledger import redact_url
 
     assert shown == redact_url(url)
+
+
+def test_an_amount_past_64_bits_is_a_clear_error(tmp_path: Path) -> None:
+    from runaway_guard.ledger import HoldLine, HoldRequest
+
+    ledger = SQLiteLedger(tmp_path / "ledger.db")
+    huge = HoldLine("c|money|total", 2**63, None, "money")
+    with pytest.raises(rg.ContractError, match="2\\*\\*63"):
+        ledger.reserve(HoldRequest("h", (huge,), 0.0, 60.0))
+    assert [] == ledger.holds()
+    ledger.close()

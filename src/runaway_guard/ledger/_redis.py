@@ -68,6 +68,7 @@ from runaway_guard.ledger._remote import (
     MEMO_TTL,
     STATE_GRACE,
     OpIds,
+    non_negative,
     positive,
     positive_int,
     retrying,
@@ -547,7 +548,7 @@ _OPTIONS: Final[dict[str, Callable[[str], object]]] = {
     "timeout": positive,
     "fail_open": parse_fail_open,
     "spend_maxlen": positive_int,
-    "spend_days": float,
+    "spend_days": non_negative,
     "cluster": lambda value: value.lower() in {"1", "true", "yes"},
 }
 _PASSED: Final = frozenset(

@@ -97,8 +97,15 @@ def split_options(
 
 def positive(value: str) -> float:
     number = float(value)
-    if not number > 0:
-        raise ValueError("must be a positive number")
+    if not 0 < number < float("inf"):
+        raise ValueError("must be a positive, finite number")
+    return number
+
+
+def non_negative(value: str) -> float:
+    number = float(value)
+    if not 0 <= number < float("inf"):
+        raise ValueError("must be a finite number, 0 or more")
     return number
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from runaway_guard._errors import LedgerError, LedgerUnavailable
+from runaway_guard._errors import ContractError, LedgerError, LedgerUnavailable
 from runaway_guard.ledger._common import (
     REAPED_RETENTION,
     counter_deltas,
@@ -154,6 +154,12 @@ class SQLiteLedger:
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
                     raise self._wrap(exc) from exc
+                if isinstance(exc, OverflowError):
+                    raise ContractError(
+                        "an amount passes what the SQLite ledger can count (2**63 - 1 units: "
+                        "about 9.2 billion in money, as nano-units); lower the limit or the "
+                        "estimate"
+                    ) from exc
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
