@@ -76,7 +76,7 @@ class AgentResult:
     naive: AgentRun
     guarded: AgentRun
     rules: list[str]
-    """The guarded ticket's caps, read back from the toolbox and the ticket's run."""
+    """The guarded ticket's caps, read back from the toolbox's contracts and loop rule."""
     start: float
 
 
