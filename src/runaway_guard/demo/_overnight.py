@@ -7,12 +7,9 @@ night runs on a virtual clock: 23:00 to 07:00 in a few seconds of real time.
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from runaway_guard._errors import BudgetExceeded, KillSwitchEngaged
@@ -20,6 +17,7 @@ from runaway_guard._events import BreakerOpened, CallRefused, Event, RetriesGave
 from runaway_guard._guard import Guard
 from runaway_guard._money import Money, parse_money
 from runaway_guard._policy import Breaker, Retry
+from runaway_guard.alerts import Alert, Alerts, Callback
 from runaway_guard.demo._server import FakeMeteredAPI
 from runaway_guard.testing import FakeClock
 
@@ -47,6 +45,8 @@ class RunOutcome:
     ledger_spent: Money | None = None
     stops: list[tuple[float, str, str]] = field(default_factory=list)
     """(virtual time, kind, what happened): the first time each kind of stop happened."""
+    alerts: list[Alert] = field(default_factory=list)
+    """The alerts delivered while the run went on, in the order they were raised."""
 
 
 @dataclass
@@ -56,32 +56,6 @@ class NightResult:
     contract_summary: str
     start: float
     end: float
-
-
-def _client(url: str, name: str, clock: FakeClock) -> Callable[[dict[str, int]], object]:
-    """A plain HTTP call to the fake provider; it advances the virtual clock."""
-
-    def complete(record: dict[str, int]) -> object:
-        request = urllib.request.Request(  # noqa: S310 - always http://127.0.0.1
-            url,
-            data=json.dumps(record).encode(),
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "X-Virtual-Time": repr(clock.now()),
-                "X-Client": name,
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-                clock.advance(float(response.headers["X-Simulated-Latency"]))
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            clock.advance(float(exc.headers.get("X-Simulated-Latency", "0")))
-            exc.close()
-            raise
-
-    return complete
 
 
 def nightly_job(
@@ -115,13 +89,15 @@ def run_overnight(folder: Path) -> NightResult:
     ) as api:
         naive = RunOutcome("naive")
         clock = FakeClock(start)
-        naive.records_done, naive.finished_at = nightly_job(
-            _client(api.url, "naive", clock), clock, morning
-        )
+        with api.client("naive", clock) as client:
+            naive.records_done, naive.finished_at = nightly_job(client.post, clock, morning)
 
         guarded = RunOutcome("guarded")
         clock = FakeClock(start)
-        with Guard(f"sqlite:///{folder / 'ledger.db'}", clock=clock) as guard:
+        with (
+            Guard(f"sqlite:///{folder / 'ledger.db'}", clock=clock) as guard,
+            api.client("guarded", clock) as client,
+        ):
             enrich = guard.contract(
                 "record-enrich",
                 price=PRICE,
@@ -131,18 +107,24 @@ def run_overnight(folder: Path) -> NightResult:
                 breaker=Breaker(failures=5, cooldown=300),
                 provider_cap="OpenAI org usage limit, $25/month (set 2026-11-01)",
             )
+            # Real alerts, delivered for real, to a function instead of a phone.
+            alerts = Alerts(guard, [Callback(guarded.alerts.append)], thresholds=(50, 90, 100))
             guard.subscribe(lambda event: _note(guarded, event))
             with guard.run("nightly-2026-11-22") as run:
                 guarded.records_done, guarded.finished_at = nightly_job(
-                    enrich(_client(api.url, "guarded", clock)), clock, morning
+                    enrich(client.post), clock, morning
                 )
                 guarded.ledger_spent = run.spent()
             summary = enrich.summary()
+            # Delivery runs on worker threads: wait for it before anything is printed.
+            alerts.flush()
+            alerts.close()
 
     for outcome in (naive, guarded):
         outcome.requests = api.meter.requests[outcome.name]
         outcome.billed = api.meter.billed(outcome.name)
         outcome.by_hour = dict(api.meter.by_hour.get(outcome.name, {}))
+    guarded.alerts.sort(key=lambda alert: alert.at)
     return NightResult(naive, guarded, summary, start, morning)
 
 
@@ -161,7 +143,3 @@ def _note(outcome: RunOutcome, event: Event) -> None:
         return
     if all(seen != kind for _, seen, _ in outcome.stops):
         outcome.stops.append((event.at, kind, text))
-
-
-def clock_time(when: float) -> str:
-    return datetime.fromtimestamp(when, tz=UTC).strftime("%H:%M")
