@@ -247,3 +247,103 @@ def test_the_price_updater_is_never_started(monkeypatch: pytest.MonkeyPatch) -> 
     from genai_prices import data_snapshot
 
     assert data_snapshot._custom_snapshot is None
+
+
+CLAUDE = {
+    "model": "claude-sonnet-4-5",
+    "max_tokens": 100,
+    "messages": [{"role": "user", "content": "Who runs AS4242420001?"}],
+}
+
+
+def test_contract_call_refuses_a_default_bound_it_cannot_send() -> None:
+    """contract.call passes the request on as written: a default bound would be held for
+    but never sent, so the provider could write far past it."""
+    guard = rg.Guard("memory://", clock=FakeClock())
+    chat = contract(
+        guard, "chat", price=rg.TokenPrice(default_max_output_tokens=200), max_per_run="$1"
+    )
+    body = {k: v for k, v in BODY.items() if k != "max_tokens"}
+    calls: list[object] = []
+    with pytest.raises(rg.UnboundedOutput, match=r"contract\.http_client"):
+        chat.call(lambda **request: calls.append(request), **body)
+    assert [] == calls
+
+
+def test_the_default_output_bound_covers_every_choice() -> None:
+    price = rg.TokenPrice(default_max_output_tokens=100, tokenizer="bytes")
+    body = {k: v for k, v in BODY.items() if k != "max_tokens"}
+    one = prepare(price, body)
+    five = prepare(price, {**body, "n": 5})
+    extra_input = len(', "n": 5')  # the bytes tokenizer counts the longer body too
+    assert 4 * 100 == five.cost.tokens - one.cost.tokens - extra_input
+    assert {
+        Api.CHAT.output_field: 100
+    } == five.inject  # sent once: the provider applies it per choice
+
+
+def test_sdk_options_are_not_measured_and_other_objects_are_refused() -> None:
+    guard = rg.Guard("memory://", clock=FakeClock())
+    chat = contract(guard, "chat", price=rg.TokenPrice(tokenizer="bytes"), max_per_run="$1")
+    estimate = chat.estimate(rg.Call("chat", (), {**BODY, "timeout": object()}))
+    assert estimate == chat.estimate(rg.Call("chat", (), BODY))
+    with pytest.raises(rg.ContractError, match="not JSON"):
+        chat.estimate(rg.Call("chat", (), {**BODY, "response_format": object()}))
+
+
+@pytest.mark.parametrize(
+    ("api", "body", "tool"),
+    [
+        (
+            Api.RESPONSES,
+            {
+                "model": "gpt-4o",
+                "input": "hi",
+                "max_output_tokens": 50,
+                "tools": [{"type": "web_search"}],
+            },
+            "web_search",
+        ),
+        (
+            Api.RESPONSES,
+            {
+                "model": "gpt-4o",
+                "input": "hi",
+                "max_output_tokens": 50,
+                "tools": [{"type": "code_interpreter"}],
+            },
+            "code_interpreter",
+        ),
+        (Api.CHAT, {**BODY, "web_search_options": {}}, "web_search_options"),
+        (
+            Api.MESSAGES,
+            {**CLAUDE, "tools": [{"type": "code_execution_20250522", "name": "code_execution"}]},
+            "code_execution_20250522",
+        ),
+    ],
+)
+def test_server_side_tools_whose_cost_cannot_be_bounded_are_refused(
+    api: Api, body: dict[str, Any], tool: str
+) -> None:
+    with pytest.raises(rg.UnboundedInput, match=f"server-side tool '{tool}'"):
+        prepare(rg.TokenPrice(), body, api)
+
+
+def test_function_tools_are_measured_like_any_input() -> None:
+    body = {
+        "model": "gpt-4o",
+        "input": "hi",
+        "max_output_tokens": 50,
+        "tools": [{"type": "function", "name": "lookup", "parameters": {}}],
+    }
+    assert prepare(rg.TokenPrice(), body, Api.RESPONSES).cost.money
+
+
+def test_each_web_search_may_bill_the_context_again() -> None:
+    price = rg.TokenPrice(max_input_tokens=10_000, tokenizer="bytes")
+    searches = {
+        **CLAUDE,
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}],
+    }
+    prepared = prepare(price, searches, Api.MESSAGES)
+    assert 4 * 10_000 + 100 == prepared.cost.tokens  # the prompt, then once per search

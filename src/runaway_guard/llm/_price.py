@@ -8,6 +8,7 @@ response reported. Unknown models and unbounded output are refused, never priced
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -192,11 +193,20 @@ class TokenPrice:
         rates = self.rates(
             model, api=api, contract=contract, url=url, context=shape.context, when=when
         )
+        if shape.server_tool is not None:
+            raise UnboundedInput(
+                f"the request uses the server-side tool {shape.server_tool!r}: its results "
+                "are billed as input and its fees are not in the request, so the guard cannot "
+                "bound the call's cost before it is made; remove the tool, or price the call "
+                "yourself with a contract whose price is rg.Dynamic",
+                contract=contract,
+            )
         inject: dict[str, int] = {}
         output = shape.output_tokens
         if output is None:
-            output = self._default_output(api, contract)
-            inject[api.output_field or ""] = output
+            default = self._default_output(api, contract)
+            inject[api.output_field or ""] = default
+            output = default * shape.choices
         if shape.unbounded_search:
             raise UnboundedOutput(
                 "the request offers the web_search tool without max_uses, and every search "
@@ -217,6 +227,7 @@ class TokenPrice:
                     contract=contract,
                 )
             input_tokens = max(input_tokens, ceiling)
+        input_tokens *= shape.rounds
         worst = rates.worst_case(input_tokens, output, shape.features, shape.searches)
         cost = Cost(Money.from_decimal(worst), input_tokens + output)
         return Prepared(api, model, shape, rates, cost, inject, url, when)
@@ -264,12 +275,25 @@ class TokenPrice:
     # -- the Price protocol: contract.call(client.chat.completions.create, **request) ----------
     def estimate(self, call: Call) -> Cost:
         """The worst case of a call whose keyword arguments are the request body."""
-        api = self._api_of(call.kwargs, call.contract)
-        return self.prepare(api, call.kwargs, contract=call.contract).cost
+        body = _request_body(call.kwargs, call.contract)
+        api = self._api_of(body, call.contract)
+        prepared = self.prepare(api, body, contract=call.contract)
+        if prepared.inject:
+            field = next(iter(prepared.inject))
+            # contract.call passes the request on as written: a default bound would be
+            # held for but never sent, and the provider could write far past it.
+            raise UnboundedOutput(
+                f"the request sets no {field}; contract.call cannot add "
+                "default_max_output_tokens to it, so set it in the request, or use "
+                "contract.http_client(), which writes the default into the request",
+                contract=call.contract,
+                field=field,
+            )
+        return prepared.cost
 
     def actual(self, call: Call, result: object) -> Cost | None:
         """The cost of an SDK result's usage; None (charge the estimate) without one."""
-        api = self._api_of(call.kwargs, call.contract)
+        api = self._api_of(_request_body(call.kwargs, call.contract), call.contract)
         observed = observed_from_json(api, _as_data(result))
         if observed is None:
             return None
@@ -291,6 +315,24 @@ class TokenPrice:
             "(it expects the request as keyword arguments: messages=... or input=...); "
             "guard the SDK with contract.http_client() instead, which sees each request"
         )
+
+
+# Keyword arguments of the SDKs' create() methods that configure the client, not the body.
+_SDK_OPTIONS = frozenset({"timeout", "extra_headers", "extra_query", "extra_body", "stream_cls"})
+
+
+def _request_body(kwargs: Mapping[str, Any], contract: str) -> dict[str, Any]:
+    """The request body of an SDK call's keyword arguments, checked to be JSON."""
+    body = {key: value for key, value in kwargs.items() if key not in _SDK_OPTIONS}
+    try:
+        json.dumps(body)
+    except (TypeError, ValueError) as exc:
+        raise ContractError(
+            f"contract {contract!r}: TokenPrice measures the request from its keyword "
+            f"arguments, and one of them is not JSON ({exc}); pass plain data, or guard the "
+            "SDK with contract.http_client(), which measures the request as sent"
+        ) from None
+    return body
 
 
 def _as_data(result: object) -> object:

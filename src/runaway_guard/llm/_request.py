@@ -100,6 +100,12 @@ class RequestShape:
     searches: int = 0
     """Paid server-side searches the request allows (Anthropic web_search max_uses)."""
     unbounded_search: bool = False
+    choices: int = 1
+    """Completions asked for (Chat Completions ``n``): the output bound is per choice."""
+    rounds: int = 1
+    """Times the provider may bill the input: one, plus one per server-side search."""
+    server_tool: str | None = None
+    """A server-side tool whose cost the request does not bound (refused)."""
     stream: bool = False
     include_usage: bool = False
     """A Chat Completions stream that asked for a final usage chunk."""
@@ -191,7 +197,10 @@ def _chat(shape: RequestShape, body: Mapping[str, Any]) -> bool:
     if limit is None:
         limit = _bound(body.get("max_tokens"))
     choices = _bound(body.get("n")) or 1
+    shape.choices = choices
     shape.output_tokens = None if limit is None else limit * choices
+    if body.get("web_search_options") is not None:
+        shape.server_tool = "web_search_options"
     options = body.get("stream_options")
     shape.include_usage = isinstance(options, dict) and options.get("include_usage") is True
     _service_tier(shape, body)
@@ -199,8 +208,18 @@ def _chat(shape: RequestShape, body: Mapping[str, Any]) -> bool:
     return isinstance(modalities, list) and "audio" in modalities
 
 
+# Tools the application runs itself: their calls are output tokens, their results come
+# back in the next request, where they are measured like any input.
+_CLIENT_TOOLS = frozenset({"function", "custom"})
+
+
 def _responses(shape: RequestShape, body: Mapping[str, Any]) -> None:
     shape.output_tokens = _bound(body.get("max_output_tokens"))
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if isinstance(kind, str) and kind not in _CLIENT_TOOLS:
+            shape.server_tool = kind
     for stored in ("previous_response_id", "conversation", "prompt"):
         if body.get(stored) not in (None, ""):
             shape.unmeasured = f"{stored} (input kept at the provider)"
@@ -213,12 +232,18 @@ def _messages(shape: RequestShape, body: Mapping[str, Any]) -> None:
         shape.context["speed"] = "fast"
     tools = body.get("tools")
     for tool in tools if isinstance(tools, list) else ():
-        if isinstance(tool, dict) and str(tool.get("type", "")).startswith("web_search"):
-            uses = _bound(tool.get("max_uses"))
+        kind = str(tool.get("type", "")) if isinstance(tool, dict) else ""
+        if kind.startswith("web_search"):
+            uses = _bound(tool.get("max_uses")) if isinstance(tool, dict) else None
             if uses is None:
                 shape.unbounded_search = True
             else:
+                # Each search's results are read back in: the input is billed again.
                 shape.searches += uses
+                shape.rounds += uses
+                shape.unmeasured = shape.unmeasured or "web search results"
+        elif kind.startswith(("web_fetch", "code_execution", "mcp")):
+            shape.server_tool = kind
 
 
 def _service_tier(shape: RequestShape, body: Mapping[str, Any]) -> None:
