@@ -151,6 +151,22 @@ def test_a_redirect_is_released_and_the_target_charged(guard: rg.Guard) -> None:
     ]
 
 
+def test_a_see_other_after_a_post_is_charged(guard: rg.Guard) -> None:
+    """A 303 after a POST usually answers a request that was processed: it may be billed."""
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        if request.method == "POST":
+            return httpx2.Response(303, headers={"location": "https://images.example/result/1"})
+        return httpx2.Response(200)
+
+    with rg_http.client(
+        flat(guard), transport=httpx2.MockTransport(answer), follow_redirects=False
+    ) as client:
+        client.post("https://images.example/v1/generate", json={})
+    [record] = records(guard)
+    assert ("settled", 50_000_000) == (record.outcome, record.actual)
+
+
 # -- token-priced contracts ----------------------------------------------------------------------
 
 

@@ -368,7 +368,13 @@ class Guarding:
             hold.settle(self._actual(attempt, response))
             self._forget(attempt)
         elif status < 400:
-            hold.release(f"HTTP {status}")  # a redirect: the request was not served here
+            if status in (307, 308) or attempt.request.method in ("GET", "HEAD"):
+                # Sent on unchanged to another URL: this one did not do the work.
+                hold.release(f"HTTP {status}")
+            else:
+                # 301/302/303 after a POST usually answers a request that was processed
+                # ("see the result over there"): it may have been billed.
+                hold.settle(None)
             self._forget(attempt)
         else:
             self._status_failed(attempt, response)
