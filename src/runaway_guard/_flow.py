@@ -33,6 +33,7 @@ from runaway_guard._errors import (
 )
 from runaway_guard._events import CallRefused, RetriesGaveUp, RetryScheduled
 from runaway_guard._holds import Hold, new_id, place_hold
+from runaway_guard._offload import offload
 from runaway_guard._price import Call, Cost
 from runaway_guard.patterns._idempotency import contract_once, once_async, once_sync
 
@@ -289,26 +290,42 @@ def _attempts_sync(
     raise AssertionError("unreachable: the last failed attempt raises")  # pragma: no cover
 
 
-async def _ledger(flow: CallFlow, op: Callable[[], T]) -> T:
-    # A remote ledger would block the event loop for a network round trip.
-    if flow.guard.ledger.remote:
-        return await asyncio.to_thread(op)
-    return op()
+async def _ledger(
+    flow: CallFlow, op: Callable[[], T], undo: Callable[[T], object] | None = None
+) -> T:
+    """A ledger operation from async code: see `runaway_guard._offload`."""
+    return await offload(flow.guard.ledger.remote, op, undo)
+
+
+def _unhold(hold: Hold) -> None:
+    hold.release("cancelled before the call was made")
 
 
 async def _admit_async(flow: CallFlow) -> Hold:
     if flow.spec.concurrency is None:
-        return await _ledger(flow, flow.admit)
+        return await _ledger(flow, flow.admit, _unhold)
     hold_id = new_id()
     deadline = flow.slot_deadline()
     pause = _SLOT_POLL_FIRST
     clock = flow.guard.clock
-    while not await _ledger(flow, functools.partial(flow.try_slot, hold_id)):
+
+    def free_slot(acquired: bool) -> None:
+        if acquired:
+            flow.contract.release_slot(hold_id)
+
+    while not await _ledger(flow, functools.partial(flow.try_slot, hold_id), free_slot):
         if clock.now() + pause > deadline:
             raise flow.slot_timeout()
         await clock.asleep(pause)
         pause = min(pause * 2, _SLOT_POLL_MAX)
-    return await _ledger(flow, functools.partial(flow.admit, hold_id))
+    try:
+        return await _ledger(flow, functools.partial(flow.admit, hold_id), _unhold)
+    except asyncio.CancelledError:
+        # Refused or cancelled: admit frees the slot itself on a refusal, and _unhold
+        # (through the hold's end) when a placed hold was orphaned; a cancellation
+        # before admit ran at all leaves the slot to free here.
+        free_slot(True)
+        raise
 
 
 async def run_async(

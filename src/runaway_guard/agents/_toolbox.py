@@ -15,7 +15,6 @@ loop signature repeated in the ticket?  -- LoopDetected (logged with its trail)
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from runaway_guard._errors import BudgetExceeded, ContractError, LoopDetected
 from runaway_guard._money import Money, MoneyLike
+from runaway_guard._offload import offload
 from runaway_guard._policy import Retry
 from runaway_guard._runs import Run
 from runaway_guard.agents._context import ContextBudget
@@ -310,10 +310,8 @@ class Toolbox:
     ) -> T | Refusal:
         """`invoke` for async bodies."""
         tool = self[name]
-        if self.guard.ledger.remote:
-            states = await asyncio.to_thread(self._admit, tool, arguments)
-        else:
-            states = self._admit(tool, arguments)
+        remote = self.guard.ledger.remote
+        states = await offload(remote, functools.partial(self._admit, tool, arguments))
         started = False
 
         async def call(**_: Any) -> T:
@@ -326,9 +324,7 @@ class Toolbox:
         except BudgetExceeded as exc:
             if started:
                 raise
-            if self.guard.ledger.remote:
-                return await asyncio.to_thread(self._exceeded, tool, states, exc)
-            return self._exceeded(tool, states, exc)
+            return await offload(remote, functools.partial(self._exceeded, tool, states, exc))
         self._done(states, result)
         return result
 

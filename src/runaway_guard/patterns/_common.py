@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from runaway_guard._errors import ContractError
+from runaway_guard._offload import offload
 
 if TYPE_CHECKING:
     from runaway_guard._guard import Guard
@@ -23,11 +23,11 @@ POLL_MAX: Final = 0.25
 """Longest pause between two looks at the ledger."""
 
 
-async def ledger_call(guard: Guard, op: Callable[[], T]) -> T:
-    """Run a ledger operation from async code without blocking the loop on a network ledger."""
-    if guard.ledger.remote:
-        return await asyncio.to_thread(op)
-    return op()
+async def ledger_call(
+    guard: Guard, op: Callable[[], T], undo: Callable[[T], object] | None = None
+) -> T:
+    """A ledger operation from async code, never orphaned: see `runaway_guard._offload`."""
+    return await offload(guard.ledger.remote, op, undo)
 
 
 def seconds(value: object, what: str, *, positive: bool = False) -> float:

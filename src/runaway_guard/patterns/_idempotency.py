@@ -327,10 +327,16 @@ def once_sync(once: Once, call: Callable[[], T]) -> T:
     return _turn_sync(once, call)
 
 
+def _drop_orphan(once: Once, claim: Claim) -> None:
+    """A claim taken for a caller that was cancelled meanwhile: let the next caller run."""
+    if claim.status is ClaimStatus.CLAIMED:
+        once.abandon()
+
+
 async def _turn_async(once: Once, call: Callable[[], Awaitable[T]]) -> T:
     guard = once.guard
     for _ in range(once.tries):
-        claim = await ledger_call(guard, once.claim)
+        claim = await ledger_call(guard, once.claim, functools.partial(_drop_orphan, once))
         if claim.status is ClaimStatus.DONE:
             return cast(T, await ledger_call(guard, functools.partial(once.replay, claim)))
         if claim.status is ClaimStatus.CLAIMED:
