@@ -268,16 +268,23 @@ def run_once_sync(
     kwargs: dict[str, Any],
 ) -> T:
     """Replay the stored result for `key`, or make the call's attempts and store it."""
-    attempts = functools.partial(_attempts_sync, contract, fn, args, kwargs)
-    return once_sync(contract_once(contract, key), attempts)
+    once = contract_once(contract, key)
+    attempts = functools.partial(_attempts_sync, contract, fn, args, kwargs, once.renew)
+    return once_sync(once, attempts)
 
 
 def _attempts_sync(
-    contract: Contract, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    contract: Contract,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    before_retry: Callable[[], object] | None = None,
 ) -> T:
     flow = CallFlow(contract, args, kwargs)
     clock = flow.guard.clock
-    for _ in range(flow.max_attempts):
+    for attempt in range(flow.max_attempts):
+        if attempt and before_retry is not None:
+            before_retry()
         hold = _admit_sync(flow)
         try:
             result = fn(*args, **kwargs)
@@ -350,8 +357,9 @@ async def run_once_async(
     kwargs: dict[str, Any],
 ) -> T:
     """`run_once_sync` for coroutines."""
-    attempts = functools.partial(_attempts_async, contract, fn, args, kwargs)
-    return await once_async(contract_once(contract, key), attempts)
+    once = contract_once(contract, key)
+    attempts = functools.partial(_attempts_async, contract, fn, args, kwargs, once.renew)
+    return await once_async(once, attempts)
 
 
 async def _attempts_async(
@@ -359,10 +367,13 @@ async def _attempts_async(
     fn: Callable[..., Awaitable[T]],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    before_retry: Callable[[], object] | None = None,
 ) -> T:
     flow = CallFlow(contract, args, kwargs)
     clock = flow.guard.clock
-    for _ in range(flow.max_attempts):
+    for attempt in range(flow.max_attempts):
+        if attempt and before_retry is not None:
+            await _ledger(flow, before_retry)
         hold = await _admit_async(flow)
         try:
             result = await fn(*args, **kwargs)

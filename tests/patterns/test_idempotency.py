@@ -391,3 +391,38 @@ def test_a_result_the_ledger_cannot_store_is_still_returned(
             send(1)  # the claim stands until its lease ends: no second paid call
     assert 1 == provider.calls
     assert "could not store the result of idempotency key 'evt:1'" in caplog.text
+
+
+def test_retries_renew_the_claim_so_a_duplicate_cannot_pay_again() -> None:
+    """Attempts and back-offs that outlast the claim's lease keep the key, renewed per attempt."""
+    clock, shared = FakeClock(), MemoryLedger()
+
+    def worker() -> rg.Contract:
+        guard = rg.Guard(shared, clock=clock)
+        return contract(
+            guard,
+            "charge-card",
+            price="$0.40",
+            max_calls_per_run=10,
+            breaker=False,
+            retry=rg.Retry(3, backoff=300, backoff_cap=300, jitter="none"),
+            idempotency=rg.Idempotency(key=lambda order: order, lease=500, wait=1),
+        )
+
+    first, duplicate = worker(), worker()
+    paid: list[str] = []
+
+    class Unavailable(Exception):
+        status_code = 503
+
+    def from_first(order: str) -> str:
+        paid.append("first")
+        clock.advance(200)  # each attempt takes 200 s; with the back-offs, 1,300 s in all
+        if len(paid) == 3:
+            with pytest.raises(rg.DuplicateInFlight):  # the key is still ours at t=1,300
+                duplicate.call(lambda order: paid.append("duplicate"), order)
+            return "charged"
+        raise Unavailable("503")
+
+    assert "charged" == first.call(from_first, "order-42")
+    assert ["first", "first", "first"] == paid

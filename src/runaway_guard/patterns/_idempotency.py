@@ -205,6 +205,24 @@ class Once:
             self.record, owner=self.owner, now=now, lease_until=now + self.lease
         )
 
+    def renew(self) -> None:
+        """Extend the claim before another attempt, so a slow call keeps its key.
+
+        A claim whose lease ran out may be taken by a duplicate, which would pay again.
+        """
+        try:
+            claim = self.claim()
+        except LedgerError:
+            logger.warning("runaway-guard could not renew the claim on %r", self.record)
+            return
+        if claim.status is not ClaimStatus.CLAIMED or claim.owner != self.owner:
+            logger.warning(
+                "runaway-guard: the claim on idempotency key %r passed to another caller "
+                "between attempts (its lease of %gs ran out); raise Idempotency(lease=...)",
+                self.record,
+                self.lease,
+            )
+
     def replay(self, claim: Claim) -> Any:
         """The stored result; nothing is called and nothing is charged."""
         if self.before_replay is not None:
