@@ -1,7 +1,10 @@
 """The clock: wall time for windows and leases, and sleep, injectable per guard.
 
-Tests and the demo hand a guard a `runaway_guard.testing.FakeClock`; nothing in the
-library calls `time.sleep` or `time.time` directly.
+Tests and the demo hand a guard a `runaway_guard.testing.FakeClock`: budgets, windows,
+leases, retries, back-offs, polls and breakers all read and wait on the guard's clock.
+A few waits that pace a backend or a thread rather than the guard's decisions use real
+time: the SQLite ledger's lock retries, network retries of the Redis and PostgreSQL
+ledgers, the alert notifiers' deliveries, and the job heartbeat.
 """
 
 from __future__ import annotations
