@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ import pytest
 
 import runaway_guard as rg
 from runaway_guard.testing import FakeClock
+from tests.helpers import kill_when_ready
 from tests.patterns import _workers
 from tests.patterns._fakes import paid_calls
 
@@ -80,18 +79,7 @@ def test_concurrency_three_holds_across_four_processes(tmp_path: Path) -> None:
 def test_a_killed_jobs_lock_ends_with_its_lease(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     ready = tmp_path / "ready"
-    context = multiprocessing.get_context("spawn")
-    child = context.Process(target=_workers.job_and_hang, args=(url, str(ready)))
-    child.start()
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        assert time.monotonic() < deadline, "the child never started its run"
-        assert child.is_alive(), "the child died before starting its run"
-        time.sleep(0.05)
-    assert child.pid is not None
-    os.kill(child.pid, signal.SIGKILL)
-    child.join(timeout=30)
-    assert -signal.SIGKILL == child.exitcode
+    kill_when_ready(_workers.job_and_hang, (url, str(ready)), ready)
 
     clock = FakeClock(time.time())
     with rg.Guard(url, clock=clock) as guard:
